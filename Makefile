@@ -1,0 +1,34 @@
+# speechssl - two commands do everything on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch; an unpinned torch would pull several GB of CUDA packages.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install test demo lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest tests
+
+demo: install
+	bash egs/synthetic/run.sh --quick
+
+lint: install
+	$(BIN)/ruff check speechssl tests
+
+bench: install
+	$(BIN)/python bench/bench_model.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

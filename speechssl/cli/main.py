@@ -1,0 +1,69 @@
+"""The `speechssl` command.
+
+Every sub-command lives in its own module ``speechssl.cli.<name>`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only
+when their sub-command runs so that ``speechssl --help`` stays fast.
+Hydra is imported only by the training apps (``pretrain``, ``finetune``),
+which take Hydra overrides (``key=value``) instead of flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("speechssl.cli.prepare", "make manifests (and labels) from audio: folder, librispeech, ..."),
+    "pretrain": ("speechssl.cli.train", "self-supervised pretraining (Hydra overrides: key=value ...)"),
+    "finetune": ("speechssl.cli.train", "CTC fine-tuning (Hydra overrides: key=value ...)"),
+    "evaluate": ("speechssl.cli.evaluate", "decode a prepared subset and report WER/CER"),
+    "transcribe": ("speechssl.cli.transcribe", "transcribe audio files of any length"),
+    "features": ("speechssl.cli.features", "dump layer-wise representations"),
+    "lm": ("speechssl.cli.lm", "build an n-gram language model and lexicon"),
+    "convert": ("speechssl.cli.convert", "import/export Hugging Face and fairseq checkpoints"),
+    "plot": ("speechssl.cli.plot", "plot the training curves of a run directory"),
+    "label-efficiency": ("speechssl.cli.label_efficiency", "WER against labeled minutes, pretrained vs scratch"),
+}
+
+HYDRA_APPS = {"pretrain", "finetune"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="speechssl",
+        description="wav2vec 2.0 self-supervised speech recognition: prepare, pretrain, finetune, evaluate.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in {"-h", "--help"}:
+        parser.print_help()
+        return 0
+    if argv[0] == "--version":
+        from speechssl import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; expected one of: {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    if name in HYDRA_APPS:
+        return int(module.run_app(name, rest) or 0)
+    sub_parser = argparse.ArgumentParser(prog=f"speechssl {name}", description=COMMANDS[name][1])
+    module.add_arguments(sub_parser)
+    args = sub_parser.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
