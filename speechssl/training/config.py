@@ -1,0 +1,133 @@
+"""Typed configuration of the training apps.
+
+Hydra composes `conf/` in the CLI (`speechssl.cli.train`), which merges the result into these dataclasses
+(so an unknown or mistyped key fails before any compute) and hands plain dataclasses to the package.
+`ModelSection` names a preset and overrides any of `Wav2Vec2Config`'s fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from speechssl.training.loop import TrainerConfig
+from speechssl.training.optim import OptimConfig, ScheduleConfig
+
+
+@dataclass(kw_only=True)
+class DataSection:
+    """Where the prepared data is and how it is batched."""
+
+    dir: str = "???"
+    """Directory with `<subset>.tsv` manifests (+ `<subset>.<labels>` and `dict.<labels>.txt` for fine-tuning)."""
+    train_subset: str = "train"
+    """Manifest name (without .tsv) to train on."""
+    valid_subset: str = "valid"
+    """Manifest to validate on; empty string: no validation."""
+    labels: str | None = None
+    """Label extension for fine-tuning (`ltr`); null for pretraining."""
+    max_tokens: int = 1_400_000
+    """Samples per batch, padding included."""
+    max_sample_size: int = 250_000
+    """Longer utterances are randomly cropped to this many samples."""
+    min_sample_size: int = 32_000
+    """Shorter utterances are dropped (counted)."""
+    crop_to_shortest: bool = True
+    """Crop each batch to its shortest item (fairseq pretraining) instead of padding."""
+    normalize: bool = False
+    """Zero-mean unit-variance per utterance (LARGE models); must match between pretraining and fine-tuning."""
+    num_workers: int = 2
+    """DataLoader worker processes."""
+    skip_bad_files: bool = False
+    """Skip (and count) files that are gone or fail to decode instead of stopping."""
+
+    def validate(self) -> None:
+        if self.dir in ("???", "", None):
+            raise ValueError("data.dir is required: the directory written by `speechssl prepare`")
+        root = Path(self.dir)
+        if not root.is_dir():
+            raise ValueError(f"data.dir={self.dir!r} is not a directory")
+        for subset in filter(None, [self.train_subset, self.valid_subset]):
+            manifest = root / f"{subset}.tsv"
+            if not manifest.is_file():
+                raise ValueError(f"missing manifest {manifest} (data.dir / data.*_subset)")
+            if self.labels and not (root / f"{subset}.{self.labels}").is_file():
+                raise ValueError(f"missing labels {root / f'{subset}.{self.labels}'} (data.labels={self.labels!r})")
+        if self.max_tokens < 1:
+            raise ValueError(f"data.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.min_sample_size < 0 or self.max_sample_size < 1:
+            raise ValueError("data.min_sample_size must be >= 0 and data.max_sample_size >= 1, got "
+                             f"{self.min_sample_size} / {self.max_sample_size}")
+        if self.min_sample_size > self.max_sample_size:
+            raise ValueError(f"data.min_sample_size ({self.min_sample_size}) exceeds data.max_sample_size "
+                             f"({self.max_sample_size})")
+        if self.max_tokens < max(self.min_sample_size, 400):
+            raise ValueError(f"data.max_tokens={self.max_tokens} is smaller than one minimum-size utterance "
+                             f"(data.min_sample_size={self.min_sample_size}, 400-sample receptive field)")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass(kw_only=True)
+class ModelSection:
+    """A preset (`tiny`, `small`, `base`, `large`) plus field overrides of `Wav2Vec2Config`."""
+
+    preset: str = "small"
+    """Name passed to `speechssl.models.get_preset`."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """`Wav2Vec2Config` fields to change, e.g. {encoder_layers: 4}; unknown names fail at start-up."""
+
+
+@dataclass(kw_only=True)
+class PretrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    init: str | None = None
+    """Continue pretraining from this checkpoint (speechssl, Hugging Face dir or fairseq), quantizer included."""
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.optim.validate()
+        self.schedule.validate()
+        self.trainer.validate()
+        if self.init is not None and not Path(self.init).exists():
+            raise ValueError(f"init={self.init!r} does not exist")
+
+
+@dataclass(kw_only=True)
+class FinetuneConfig(PretrainConfig):
+    freeze_finetune_updates: int = 0
+    """Updates during which only the CTC head trains."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data.labels:
+            raise ValueError("data.labels must name the label extension (e.g. ltr) for fine-tuning")
+        if self.freeze_finetune_updates < 0:
+            raise ValueError(f"freeze_finetune_updates must be >= 0, got {self.freeze_finetune_updates}")
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], *, where: str = "model") -> Any:
+    """`dataclasses.replace` with a clear error naming an unknown key (nested dataclasses by dotted names)."""
+    names = {f.name: f for f in dataclasses.fields(cfg)}
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if head not in names:
+            raise ValueError(f"unknown key {where}.{key}: {type(cfg).__name__} has no field {head!r} "
+                             f"(fields: {', '.join(sorted(names))})")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        elif dataclasses.is_dataclass(getattr(cfg, head)) and isinstance(value, dict):
+            nested.setdefault(head, {}).update(value)
+        else:
+            changes[head] = value
+    for head, sub in nested.items():
+        changes[head] = apply_overrides(getattr(cfg, head), sub, where=f"{where}.{head}")
+    return dataclasses.replace(cfg, **changes)

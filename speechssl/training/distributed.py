@@ -1,0 +1,62 @@
+"""Process-group set-up for `torchrun` (DDP): NCCL on GPU, gloo on CPU; a single process needs no launcher."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(kw_only=True)
+class DistInfo:
+    rank: int = 0
+    """Global rank of this process."""
+    world_size: int = 1
+    """Number of processes."""
+    local_rank: int = 0
+    """Rank within the node (selects the GPU)."""
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes checkpoints, logs and plots."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_type: str) -> DistInfo:
+    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def all_reduce_sum(values: list[float], device: torch.device, info: DistInfo) -> list[float]:
+    """Sum a few scalars over ranks (sample sizes, logging sums); identity for one process."""
+    if not info.enabled:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()

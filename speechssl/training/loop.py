@@ -1,0 +1,393 @@
+"""The training loop shared by pretraining and fine-tuning.
+
+One update = `update_freq` micro-batches, each forward/backward with a SUM-reduced loss; the summed gradient
+is then divided by the total sample size over micro-batches and ranks (fairseq's normalisation), so that
+accumulated or distributed steps equal one large batch. Task differences (what the loss is, how validation
+scores) live in the task object, not in hooks: see `speechssl.training.pretrain` and `.finetune`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+import torch
+from torch import nn
+
+from speechssl.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    atomic_torch_save,
+    find_resume_checkpoint,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier
+from speechssl.training.health import HealthConfig, HealthMonitor
+from speechssl.training.logging import RunLogger
+from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer
+from speechssl.training.precision import autocast, make_grad_scaler, resolve_precision
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(kw_only=True)
+class TrainerConfig:
+    """How long to train, where to write, and how often to log, validate and save."""
+
+    run_dir: str = "exp/run"
+    """Directory holding the resolved config, logs, TensorBoard events and checkpoints of this run."""
+    max_updates: int = 1000
+    """Number of updates to train for (the schedule's length)."""
+    update_freq: int = 1
+    """Micro-batches accumulated per update."""
+    seed: int = 1
+    """Seeds python, numpy and torch; batches and masks derive from it too."""
+    device: str = "auto"
+    """`auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
+    precision: str = "auto"
+    """`auto` (bf16 where native, else fp32; fp16 never automatic on CPU), `fp32`, `bf16`, `fp16` (GPU)."""
+    resume: str = "auto"
+    """`auto`: continue from the newest valid checkpoint of run_dir if any; `none`: start fresh; or a path."""
+    log_interval: int = 10
+    """Updates between two train log records."""
+    valid_interval: int = 500
+    """Updates between two validations (0: only at the end)."""
+    save_interval: int = 500
+    """Updates between two checkpoints (`checkpoint_last.pt` + `checkpoint_<N>.pt`)."""
+    keep_interval_checkpoints: int = 2
+    """How many numbered checkpoints to keep (-1: all)."""
+    max_consecutive_nonfinite: int = 10
+    """Stop the run after this many non-finite updates in a row."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    progress: bool = True
+    """Show a progress bar."""
+    threads: int = 0
+    """torch intra-op threads on the CPU (0: torch's default)."""
+    health: HealthConfig = field(default_factory=HealthConfig)
+    """Training-health monitor settings."""
+
+    def validate(self) -> None:
+        positive = {"max_updates": self.max_updates, "update_freq": self.update_freq,
+                    "log_interval": self.log_interval, "max_consecutive_nonfinite": self.max_consecutive_nonfinite}
+        for key, value in positive.items():
+            if value < 1:
+                raise ValueError(f"trainer.{key} must be >= 1, got {value}")
+        for key in ("valid_interval", "save_interval"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"trainer.{key} must be >= 0, got {getattr(self, key)}")
+        if self.resume not in {"auto", "none"} and not Path(self.resume).is_file():
+            raise ValueError(f"trainer.resume must be auto, none or an existing checkpoint file, got {self.resume!r}")
+
+
+@dataclass(kw_only=True)
+class StepOutput:
+    """What a task's forward returns for one micro-batch."""
+
+    loss: torch.Tensor
+    """Scalar, SUM-reduced over the micro-batch."""
+    sample_size: float
+    """What the loss is normalised by (masked steps in pretraining, utterances in CTC)."""
+    stats: dict[str, float]
+    """Sums to log (divided by sample_size or counts later by the task's `reduce`)."""
+    audio_samples: int
+    """Unpadded input samples in the micro-batch, for throughput."""
+
+
+class Task(Protocol):
+    """What the loop needs from pretraining or fine-tuning."""
+
+    name: str
+    model: nn.Module
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[Any]: ...
+    def batches_per_epoch(self, epoch: int) -> int: ...
+    def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput: ...
+    def reduce(self, sums: dict[str, float], sample_size: float) -> dict[str, float]: ...
+    def before_update(self, model: nn.Module, num_updates: int) -> None: ...
+    def validate(self, model: nn.Module) -> dict[str, float]: ...
+    def best_key(self) -> tuple[str, bool]: ...
+    def checkpoint_meta(self) -> dict[str, Any]: ...
+    def find_unused_parameters(self) -> bool: ...
+
+
+@dataclass(kw_only=True)
+class TrainState:
+    num_updates: int = 0
+    epoch: int = 1
+    batches_done: int = 0
+    """Batches of `epoch` already consumed (the sampler position to resume from)."""
+    best: float | None = None
+    skipped_nonfinite: int = 0
+    consecutive_nonfinite: int = 0
+    audio_seconds: float = 0.0
+    train_seconds: float = 0.0
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite updates in a row."""
+
+
+def _is_better(value: float, best: float | None, lower_is_better: bool) -> bool:
+    if best is None:
+        return True
+    return value < best if lower_is_better else value > best
+
+
+class Trainer:
+    """Runs updates, validation, logging and checkpointing for a task."""
+
+    def __init__(self, task: Task, *, trainer: TrainerConfig, optim: OptimConfig, schedule: ScheduleConfig,
+                 device: torch.device, dist: DistInfo, resolved_config: dict | None = None):
+        self.task, self.cfg, self.optim_cfg, self.dist = task, trainer, optim, dist
+        self.device = device
+        self.precision = resolve_precision(trainer.precision, device)
+        self.model = task.model.to(device)
+        self.ddp_model: nn.Module = self.model
+        if dist.enabled:
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=task.find_unused_parameters(),
+            )
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.params, optim)
+        self.schedule = LRSchedule(self.optimizer, lr=optim.lr, total_updates=trainer.max_updates, cfg=schedule)
+        self.scaler = make_grad_scaler(self.precision, device)
+        self.state = TrainState()
+        self.run_dir = Path(trainer.run_dir)
+        self.resolved_config = resolved_config or {}
+        meta = task.checkpoint_meta()
+        self.health = HealthMonitor(trainer.health, num_codes=meta.get("num_codes"),
+                                    num_negatives=meta.get("num_negatives"))
+        self.logger: RunLogger | None = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        meta = self.task.checkpoint_meta()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "task": meta["task"],
+            "model_config": meta["model_config"],
+            "vocab": meta.get("vocab"),
+            "blank": meta.get("blank"),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "train_state": asdict(self.state),
+            "rng": rng_state(),
+            "config": self.resolved_config,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.state = TrainState(**state["train_state"])
+        set_rng_state(state["rng"])
+        self.schedule.step(self.state.num_updates)
+
+    def save(self, *, best: bool = False) -> None:
+        """Write checkpoint_last (+ numbered, + best); rank 0 only; atomic."""
+        if not self.dist.is_main:
+            return
+        state = self.state_dict()
+        ckpt_dir = self.run_dir / "checkpoints"
+        n = self.state.num_updates
+        atomic_torch_save(state, ckpt_dir / f"checkpoint_{n}.pt")
+        atomic_torch_save(state, ckpt_dir / "checkpoint_last.pt")
+        if best:
+            atomic_torch_save(state, ckpt_dir / "checkpoint_best.pt")
+        keep = self.cfg.keep_interval_checkpoints
+        if keep >= 0:
+            numbered = sorted(ckpt_dir.glob("checkpoint_[0-9]*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+            for old in numbered[: max(0, len(numbered) - max(keep, 1))]:
+                old.unlink(missing_ok=True)
+
+    def maybe_resume(self) -> bool:
+        if self.cfg.resume == "none":
+            return False
+        if self.cfg.resume == "auto":
+            found = find_resume_checkpoint(self.run_dir)
+            if found is None:
+                return False
+            path, state = found
+        else:
+            path, state = Path(self.cfg.resume), load_checkpoint(self.cfg.resume)
+        self.load_state_dict(state)
+        if self.dist.is_main:
+            print(f"resumed from {path} at update {self.state.num_updates}", flush=True)
+        return True
+
+    # ------------------------------------------------------------------ one update
+    def _micro_batches(self) -> Iterator[list[Any]]:
+        """Group the stream of batches into updates of `update_freq` micro-batches, across epochs."""
+        group: list[Any] = []
+        while True:
+            for batch in self.task.train_batches(self.state.epoch, self.state.batches_done):
+                self.state.batches_done += 1
+                group.append(batch)
+                if len(group) == self.cfg.update_freq:
+                    yield group
+                    group = []
+            # An epoch's remainder (fewer than update_freq batches) joins the next epoch's first batches.
+            self.state.epoch += 1
+            self.state.batches_done = 0
+
+    def train_update(self, micro_batches: list[Any]) -> dict[str, float]:
+        """Forward/backward every micro-batch, normalise, clip, step. Returns the update's statistics."""
+        model, n = self.ddp_model, self.state.num_updates
+        model.train()
+        self.task.before_update(self.model, n)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        sample_size, audio_samples, loss_sum = 0.0, 0.0, 0.0
+        for i, batch in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            # Gradients are all-reduced once, on the last micro-batch of the update.
+            sync = contextlib.nullcontext() if (last or not self.dist.enabled) else model.no_sync()
+            with sync:
+                with autocast(self.precision, self.device):
+                    out = self.task.forward(model, batch, n)
+                loss = out.loss.float()
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            sample_size += out.sample_size
+            audio_samples += out.audio_samples
+            loss_sum += float(loss.detach())
+            for k, v in out.stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        keys = sorted(sums)
+        reduced = all_reduce_sum([sample_size, audio_samples, loss_sum] + [sums[k] for k in keys],
+                                 self.device, self.dist)
+        sample_size, audio_samples, loss_sum = reduced[:3]
+        sums = dict(zip(keys, reduced[3:]))
+
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        # DDP averaged the summed gradients over ranks; fairseq divides the grand sum by the total sample size.
+        factor = self.dist.world_size / max(sample_size, 1.0)
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(factor)
+        max_norm = self.optim_cfg.clip_norm if self.optim_cfg.clip_norm > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        finite = math.isfinite(grad_norm) and math.isfinite(loss_sum)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skips the step itself on inf/nan
+            self.scaler.update()
+        elif finite:
+            self.optimizer.step()
+        if finite:
+            self.state.consecutive_nonfinite = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.skipped_nonfinite += 1
+            self.state.consecutive_nonfinite += 1
+        self.state.num_updates += 1
+        lr = self.schedule.step(self.state.num_updates)
+        self.state.audio_seconds += audio_samples / SAMPLE_RATE
+        stats = self.task.reduce(sums, sample_size)
+        stats.update({"loss": loss_sum / max(sample_size, 1.0) / math.log(2), "grad_norm": grad_norm, "lr": lr,
+                      "sample_size": sample_size, "audio_seconds": audio_samples / SAMPLE_RATE,
+                      "skipped": 0 if finite else 1})
+        if not finite and self.scaler is None and self.state.consecutive_nonfinite >= self.cfg.max_consecutive_nonfinite:
+            raise NonFiniteError(
+                f"{self.state.consecutive_nonfinite} non-finite updates in a row (last at update "
+                f"{self.state.num_updates}): stopping. Lower optim.lr, check the data for NaN/inf samples, "
+                "or use trainer.precision=fp32 / bf16."
+            )
+        return stats
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.maybe_resume()
+        if self.state.num_updates >= cfg.max_updates:
+            if self.dist.is_main:
+                print(f"run already at update {self.state.num_updates} >= max_updates {cfg.max_updates}")
+            return self.summary()
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, tensorboard=cfg.tensorboard,
+                                progress=cfg.progress, total_updates=cfg.max_updates,
+                                initial_update=self.state.num_updates)
+        log_sums: dict[str, float] = {}
+        log_count, window_start, window_audio = 0, time.perf_counter(), 0.0
+        best_key, lower_is_better = self.task.best_key()
+        try:
+            for micro_batches in self._micro_batches():
+                t0 = time.perf_counter()
+                stats = self.train_update(micro_batches)
+                self.state.train_seconds += time.perf_counter() - t0
+                n = self.state.num_updates
+                for w in self.health.observe(n, stats):
+                    self.logger.message(f"[health] {w.message}")
+                    self.logger.log("health", n, {"kind": w.kind, "message": w.message})
+                for k, v in stats.items():
+                    log_sums[k] = log_sums.get(k, 0.0) + v
+                log_count += 1
+                window_audio += stats["audio_seconds"]
+                if n % cfg.log_interval == 0 or n == cfg.max_updates:
+                    elapsed = time.perf_counter() - window_start
+                    record = {k: v / log_count for k, v in log_sums.items() if k not in {"skipped", "audio_seconds"}}
+                    record["skipped"] = log_sums.get("skipped", 0)
+                    record["audio_s_per_s"] = window_audio / max(elapsed, 1e-9)
+                    record["epoch"] = self.state.epoch
+                    self.logger.log("train", n, record)
+                    self.logger.progress(n, {"loss": record["loss"], "lr": record["lr"],
+                                             "audio_s/s": record["audio_s_per_s"]})
+                    log_sums, log_count, window_start, window_audio = {}, 0, time.perf_counter(), 0.0
+                is_last = n >= cfg.max_updates
+                best = False
+                if (cfg.valid_interval and n % cfg.valid_interval == 0) or is_last:
+                    metrics = self.task.validate(self.model)
+                    if metrics:
+                        self.logger.log("valid", n, metrics)
+                        self.logger.message(f"[valid] update {n}: " + ", ".join(
+                            f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+                        if best_key in metrics and _is_better(metrics[best_key], self.state.best, lower_is_better):
+                            self.state.best, best = metrics[best_key], True
+                if (cfg.save_interval and n % cfg.save_interval == 0) or is_last or best:
+                    self.save(best=best)
+                if is_last:
+                    break
+        finally:
+            barrier(self.dist)
+            if self.logger is not None:
+                summary = self.summary()
+                self.logger.log("summary", self.state.num_updates, summary)
+                if self.dist.is_main:
+                    (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+                self.logger.close()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        s = self.state
+        speed = s.audio_seconds / s.train_seconds if s.train_seconds > 0 else 0.0
+        out = {
+            "updates": s.num_updates,
+            "best": s.best,
+            "skipped_nonfinite": s.skipped_nonfinite,
+            "audio_hours": s.audio_seconds / 3600,
+            "train_hours": s.train_seconds / 3600,
+            # Audio-hours per hour of training, the whole run (all ranks together).
+            "audio_hours_per_hour": speed,
+            "device": str(self.device),
+            "precision": self.precision,
+            "world_size": self.dist.world_size,
+        }
+        if self.device.type == "cuda":
+            out["audio_hours_per_gpu_hour"] = speed / self.dist.world_size
+        return out
+
+
+def iterate_forever(batches: Iterable[Any]) -> Iterator[Any]:
+    while True:
+        yield from batches
