@@ -89,26 +89,37 @@ def _strip_none(value: Any) -> Any:
     return value
 
 
+def register_schema(app: str) -> str:
+    """Register the typed schema in Hydra's ConfigStore as the first entry of conf/<app>.yaml's defaults,
+    so that an unknown or mistyped key (in a yaml file or on the command line) fails at composition."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    app_cls = FinetuneConfig if app == "finetune" else PretrainConfig
+    model_cls = model_schema()  # `model` is checked against Wav2Vec2Config's own fields
+    schema_cls = dataclasses.make_dataclass(
+        f"{app_cls.__name__}Schema", [("model", model_cls, dataclasses.field(default_factory=model_cls))],
+        bases=(app_cls,), kw_only=True)
+    schema = OmegaConf.structured(schema_cls)
+    name = f"{app}_schema"
+    ConfigStore.instance().store(name=name, node=schema)
+    return name
+
+
 def compose(app: str, overrides: list[str]):
-    """Hydra compose + schema merge; returns (typed config, resolved plain dict)."""
+    """Hydra compose over the registered schema; returns (typed config, resolved plain dict)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
+    register_schema(app)
     with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
-        raw = hydra_compose(config_name=app, overrides=overrides)
-    app_cls = FinetuneConfig if app == "finetune" else PretrainConfig
-    schema = OmegaConf.structured(app_cls)
-    # The model section is checked against Wav2Vec2Config's own fields.
-    OmegaConf.set_struct(schema, False)
-    schema.model = OmegaConf.structured(model_schema())
-    OmegaConf.set_struct(schema, True)
-    merged = OmegaConf.merge(schema, raw)
-    resolved = OmegaConf.to_container(merged, resolve=True, throw_on_missing=False)
+        composed = hydra_compose(config_name=app, overrides=overrides)
+    resolved = OmegaConf.to_container(composed, resolve=True, throw_on_missing=False)
     model_dict = resolved.pop("model")
     preset = model_dict.pop("preset")
-    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(app_cls),
-                                                {k: v for k, v in resolved.items()}))
+    app_cls = FinetuneConfig if app == "finetune" else PretrainConfig
+    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(app_cls), resolved))
     typed.model = ModelSection(preset=preset, overrides=_strip_none(model_dict))
     resolved["model"] = {"preset": preset, **_strip_none(model_dict)}
     return typed, resolved
@@ -153,7 +164,13 @@ def run_app(app: str, argv: list[str]) -> int:
 
 
 def _one_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    full_key = next((line.strip() for line in text if line.strip().startswith("full_key:")), "")
-    head = text[0] if text else type(exc).__name__
-    return f"{head} ({full_key})" if full_key and full_key not in head else head
+    """Hydra/OmegaConf errors span several lines; keep the ones that name the key and the problem."""
+    lines: list[str] = []
+    while exc is not None:
+        for line in str(exc).strip().splitlines():
+            line = line.strip()
+            if line and not line.startswith(("object_type", "reference_type", "Set the environment", "To append")):
+                if line not in lines:
+                    lines.append(line)
+        exc = exc.__cause__
+    return " ".join(lines[:3]) or "invalid configuration"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +37,9 @@ from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, bu
 from speechssl.training.precision import autocast, make_grad_scaler, resolve_precision
 
 SAMPLE_RATE = 16_000
+# Fault injection for the reliability tests: SIGKILL this process right after the update with this number
+# (before its checkpoint is written), exactly as a crash or an OOM killer would.
+KILL_AFTER_UPDATE_ENV = "SPEECHSSL_KILL_AFTER_UPDATE"
 
 
 @dataclass(kw_only=True)
@@ -271,6 +276,9 @@ class Trainer:
         sample_size, audio_samples, loss_sum = reduced[:3]
         sums = dict(zip(keys, reduced[3:]))
 
+        for p in self.params:
+            if not p.requires_grad:  # frozen for now (fine-tuning): no gradient, so no Adam/decay step
+                p.grad = None
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         # DDP averaged the summed gradients over ranks; fairseq divides the grand sum by the total sample size.
@@ -321,12 +329,15 @@ class Trainer:
         log_sums: dict[str, float] = {}
         log_count, window_start, window_audio = 0, time.perf_counter(), 0.0
         best_key, lower_is_better = self.task.best_key()
+        kill_after = int(os.environ.get(KILL_AFTER_UPDATE_ENV, "0") or 0)
         try:
             for micro_batches in self._micro_batches():
                 t0 = time.perf_counter()
                 stats = self.train_update(micro_batches)
                 self.state.train_seconds += time.perf_counter() - t0
                 n = self.state.num_updates
+                if kill_after and n == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 for w in self.health.observe(n, stats):
                     self.logger.message(f"[health] {w.message}")
                     self.logger.log("health", n, {"kind": w.kind, "message": w.message})

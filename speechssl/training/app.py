@@ -1,0 +1,70 @@
+"""Run a training app from a validated config: set up device, processes, task and trainer."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from speechssl.training.config import FinetuneConfig, PretrainConfig
+from speechssl.training.distributed import cleanup, init_distributed
+from speechssl.training.loop import NonFiniteError, Trainer
+from speechssl.training.precision import resolve_device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_trainer(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any]) -> Trainer:
+    device = resolve_device(cfg.trainer.device)
+    dist = init_distributed(device.type)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+    if cfg.trainer.threads > 0:
+        torch.set_num_threads(cfg.trainer.threads)
+    seed_everything(cfg.trainer.seed)
+    if app == "pretrain":
+        from speechssl.training.pretrain import PretrainTask
+
+        task = PretrainTask(cfg, device=device, dist=dist)
+    else:
+        from speechssl.training.finetune import FinetuneTask
+
+        task = FinetuneTask(cfg, device=device, dist=dist)
+    return Trainer(task, trainer=cfg.trainer, optim=cfg.optim, schedule=cfg.schedule, device=device, dist=dist,
+                   resolved_config=resolved)
+
+
+def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+    import yaml
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+
+def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any]) -> int:
+    trainer = build_trainer(app, cfg, resolved)
+    if trainer.dist.is_main:
+        write_resolved_config(trainer.run_dir, resolved)
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        print(f"speechssl {app}: {n_params / 1e6:.2f} M parameters, device {trainer.device}, "
+              f"precision {trainer.precision}, world size {trainer.dist.world_size}, run dir {trainer.run_dir}",
+              flush=True)
+    try:
+        summary = trainer.fit()
+    except NonFiniteError as exc:
+        print(f"speechssl {app}: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        cleanup(trainer.dist)
+    if trainer.dist.is_main:
+        print(json.dumps(summary, indent=2))
+    return 0

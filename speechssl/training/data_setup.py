@@ -1,0 +1,62 @@
+"""Datasets and loaders for the training apps, built from a `DataSection`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from speechssl.data import (
+    AudioDatasetConfig,
+    LabeledAudioDataset,
+    LetterTokenizer,
+    LoaderConfig,
+    UnlabeledAudioDataset,
+    build_dataloader,
+    read_letter_dict,
+)
+from speechssl.data.loader import AudioDataLoader
+from speechssl.training.config import DataSection
+from speechssl.training.distributed import DistInfo
+
+NATIVE_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def tokenizer_from_data(data: DataSection) -> LetterTokenizer:
+    """Native layout (blank = <pad> = 0, as transformers' CTC vocabularies) over `dict.<labels>.txt`."""
+    path = Path(data.dir) / f"dict.{data.labels}.txt"
+    if not path.is_file():
+        raise ValueError(f"missing letter dictionary {path} (data.dir / data.labels)")
+    symbols = list(NATIVE_SPECIALS)
+    symbols += [s for s, _ in read_letter_dict(path) if s not in symbols]
+    if "|" not in symbols:
+        symbols.append("|")
+    return LetterTokenizer(symbols)
+
+
+def _dataset_config(data: DataSection, *, seed: int, train: bool, labeled: bool) -> AudioDatasetConfig:
+    if labeled:
+        # Fine-tuning never crops (targets cover the whole utterance); long ones are dropped and counted.
+        return AudioDatasetConfig(max_sample_size=data.max_sample_size, min_sample_size=data.min_sample_size,
+                                  normalize=data.normalize, pad=True, skip_bad_files=data.skip_bad_files,
+                                  seed=seed)
+    return AudioDatasetConfig(max_sample_size=data.max_sample_size,
+                              min_sample_size=data.min_sample_size if train else min(data.min_sample_size, 400),
+                              normalize=data.normalize, pad=not data.crop_to_shortest,
+                              skip_bad_files=data.skip_bad_files, seed=seed)
+
+
+def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, train: bool,
+                 tokenizer: LetterTokenizer | None = None) -> AudioDataLoader:
+    """Loader over `<data.dir>/<subset>.tsv`, sharded over ranks; labeled when a tokenizer is given."""
+    labeled = tokenizer is not None
+    cfg = _dataset_config(data, seed=seed, train=train, labeled=labeled)
+    if labeled:
+        dataset = LabeledAudioDataset.from_split(data.dir, subset, tokenizer, cfg, label_format=data.labels)
+    else:
+        dataset = UnlabeledAudioDataset.from_tsv(Path(data.dir) / f"{subset}.tsv", cfg)
+    if len(dataset) == 0:
+        raise ValueError(f"{Path(data.dir) / f'{subset}.tsv'}: no utterance left after length filtering "
+                         f"(min_sample_size={cfg.min_sample_size}, max_sample_size={cfg.max_sample_size})")
+    loader_cfg = LoaderConfig(max_tokens=data.max_tokens, shuffle=train, seed=seed,
+                              num_workers=data.num_workers, required_batch_size_multiple=1)
+    return build_dataloader(dataset, loader_cfg, num_replicas=dist.world_size if train else 1,
+                            rank=dist.rank if train else 0)

@@ -1,0 +1,139 @@
+"""The CTC fine-tuning task: letters, CTC loss summed over utterances, validation WER by greedy decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import jiwer
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechssl.training.config import FinetuneConfig, apply_overrides
+from speechssl.training.data_setup import build_loader, tokenizer_from_data
+from speechssl.training.distributed import DistInfo
+from speechssl.training.loop import StepOutput
+from speechssl.training.pretrain import mask_seed
+
+# Parameter names of the CTC head (everything else is "the encoder" for freeze_finetune_updates).
+HEAD_PREFIXES = ("head.",)
+
+
+def build_ctc_model(cfg: FinetuneConfig, vocab_size: int, tokenizer_symbols: list[str]) -> nn.Module:
+    """A CTC model from `init` (pretraining or CTC checkpoint; HF or fairseq too) or from the preset."""
+    from speechssl.models import Wav2Vec2ForCTC, get_preset
+
+    if not cfg.init:
+        model_cfg = apply_overrides(get_preset(cfg.model.preset), cfg.model.overrides)
+        model_cfg.validate()
+        return Wav2Vec2ForCTC(model_cfg, vocab_size)
+    from speechssl.interop import load_model
+
+    loaded = load_model(cfg.init)
+    # Fine-tuning overrides (dropouts, masking, layerdrop) apply on top of the pretrained architecture.
+    model_cfg = apply_overrides(loaded.config, cfg.model.overrides)
+    model_cfg.validate()
+    model = Wav2Vec2ForCTC(model_cfg, vocab_size)
+    if loaded.task == "ctc":
+        if loaded.tokenizer is not None and list(loaded.tokenizer.symbols) != list(tokenizer_symbols):
+            raise ValueError(
+                f"init={cfg.init!r} is a CTC model whose vocabulary ({len(loaded.tokenizer)} symbols: "
+                f"{''.join(s for s in loaded.tokenizer.symbols if len(s) == 1)}) differs from the data's "
+                f"dict.{cfg.data.labels}.txt ({len(tokenizer_symbols)} symbols); fine-tune from its encoder "
+                "with a pretraining checkpoint instead, or prepare the data with the same letters")
+        model.load_state_dict(loaded.model.state_dict())
+    else:
+        # Pretraining heads (quantizer, project_q, final_proj) are left behind, as fairseq does.
+        model.encoder.load_state_dict(loaded.model.encoder.state_dict())
+    return model
+
+
+class FinetuneTask:
+    name = "ctc"
+
+    def __init__(self, cfg: FinetuneConfig, *, device: torch.device, dist: DistInfo):
+        self.cfg, self.device, self.dist = cfg, device, dist
+        self.tokenizer = tokenizer_from_data(cfg.data)
+        self.model = build_ctc_model(cfg, len(self.tokenizer), self.tokenizer.symbols)
+        self.model_config = self.model.config
+        seed = cfg.trainer.seed
+        self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
+                                         tokenizer=self.tokenizer)
+        self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
+                                          tokenizer=self.tokenizer) if cfg.data.valid_subset else None)
+        self._frozen: bool | None = None
+
+    def train_batches(self, epoch: int, start: int) -> Iterator[Any]:
+        loader = self.train_loader
+        loader.set_epoch(epoch)
+        loader.load_state_dict(loader.sampler.state_dict(position=start))
+        return iter(loader)
+
+    def batches_per_epoch(self, epoch: int) -> int:
+        return len(self.train_loader)
+
+    def before_update(self, model: nn.Module, num_updates: int) -> None:
+        # The whole encoder is frozen (no gradients at all, so Adam leaves it untouched) for the first
+        # freeze_finetune_updates; only the CTC head trains. The feature encoder stays frozen throughout
+        # (feature_grad_mult = 0 runs it without gradient).
+        frozen = num_updates < self.cfg.freeze_finetune_updates
+        if frozen != self._frozen:
+            for name, p in model.named_parameters():
+                if not name.startswith(HEAD_PREFIXES):
+                    p.requires_grad_(not frozen)
+            self._frozen = frozen
+
+    def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput:
+        batch = batch.to(self.device)
+        seeds = [mask_seed(self.cfg.trainer.seed, num_updates, int(i)) for i in batch.ids.tolist()]
+        out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
+        log_probs = F.log_softmax(out.logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
+        targets = batch.targets.clamp_min(0)
+        loss = F.ctc_loss(log_probs, targets, out.lengths, batch.target_lengths,
+                          blank=self.tokenizer.blank_index, reduction="sum", zero_infinity=True)
+        n = float(batch.waveforms.shape[0])
+        return StepOutput(loss=loss, sample_size=n, stats={"ctc_loss": float(loss.detach())},
+                          audio_samples=int(batch.num_samples))
+
+    def reduce(self, sums: dict[str, float], sample_size: float) -> dict[str, float]:
+        return {"ctc_loss": sums.get("ctc_loss", 0.0) / max(sample_size, 1.0)}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        if self.valid_loader is None or not self.dist.is_main:
+            return {}
+        was_training = model.training
+        model.eval()
+        refs, hyps = [], []
+        loss_sum, n = 0.0, 0
+        for batch in self.valid_loader:
+            batch = batch.to(self.device)
+            out = model(batch.waveforms, batch.padding_mask)
+            log_probs = F.log_softmax(out.logits.float(), dim=-1)
+            loss_sum += float(F.ctc_loss(log_probs.transpose(0, 1), batch.targets.clamp_min(0), out.lengths,
+                                         batch.target_lengths, blank=self.tokenizer.blank_index,
+                                         reduction="sum", zero_infinity=True))
+            best = log_probs.argmax(-1).cpu()
+            for row, length, text in zip(best, out.lengths.cpu().tolist(), batch.texts):
+                hyps.append(self.tokenizer.decode(self.tokenizer.ctc_collapse(row[:length].tolist())))
+                refs.append(text)
+            n += len(batch.texts)
+        model.train(was_training)
+        if not refs:
+            return {}
+        # jiwer needs non-empty references; an empty hypothesis counts as all deletions.
+        pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
+        wer = 100.0 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+        cer = 100.0 * jiwer.cer([r for r, _ in pairs], [h for _, h in pairs])
+        return {"ctc_loss": loss_sum / max(n, 1), "wer": wer, "cer": cer}
+
+    def best_key(self) -> tuple[str, bool]:
+        return "wer", True
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"task": "ctc", "model_config": dataclasses.asdict(self.model_config),
+                "vocab": list(self.tokenizer.symbols), "blank": self.tokenizer.blank}
+
+    def find_unused_parameters(self) -> bool:
+        return True

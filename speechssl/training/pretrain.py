@@ -1,0 +1,147 @@
+"""The pretraining task: contrastive + diversity + feature-penalty loss on masked frames."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from speechssl.training.config import PretrainConfig, apply_overrides
+from speechssl.training.data_setup import build_loader
+from speechssl.training.distributed import DistInfo
+from speechssl.training.loop import StepOutput
+
+LN2 = math.log(2)
+
+
+def mask_seed(seed: int, num_updates: int, utterance_id: int) -> int:
+    """A per-utterance mask seed: masks then depend on (seed, update, utterance), never on the batch an
+    utterance shares or the rank it lands on, so accumulation and DDP see the same masks as one big batch."""
+    return zlib.crc32(f"{seed}:{num_updates}:{utterance_id}".encode()) & 0x7FFFFFFF
+
+
+def build_pretraining_model(cfg: PretrainConfig) -> nn.Module:
+    from speechssl.models import Wav2Vec2ForPreTraining, get_preset
+
+    if cfg.init:
+        from speechssl.interop import load_model
+
+        loaded = load_model(cfg.init)
+        if loaded.task != "pretrain":
+            raise ValueError(f"init={cfg.init!r} is a {loaded.task} checkpoint; continued pretraining needs a "
+                             "pretraining checkpoint (quantizer included)")
+        model_cfg = apply_overrides(loaded.config, cfg.model.overrides)
+        model = Wav2Vec2ForPreTraining(model_cfg)
+        model.load_state_dict(loaded.model.state_dict())
+        return model
+    model_cfg = apply_overrides(get_preset(cfg.model.preset), cfg.model.overrides)
+    model_cfg.validate()
+    return Wav2Vec2ForPreTraining(model_cfg)
+
+
+class PretrainTask:
+    name = "pretrain"
+
+    def __init__(self, cfg: PretrainConfig, *, device: torch.device, dist: DistInfo):
+        self.cfg, self.device, self.dist = cfg, device, dist
+        self.model = build_pretraining_model(cfg)
+        self.model_config = self.model.config
+        seed = cfg.trainer.seed
+        self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True)
+        self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False)
+                             if cfg.data.valid_subset else None)
+
+    # -- data
+    def train_batches(self, epoch: int, start: int) -> Iterator[Any]:
+        loader = self.train_loader
+        loader.set_epoch(epoch)
+        loader.load_state_dict(loader.sampler.state_dict(position=start))
+        return iter(loader)
+
+    def batches_per_epoch(self, epoch: int) -> int:
+        return len(self.train_loader)
+
+    # -- one micro-batch
+    def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput:
+        batch = batch.to(self.device)
+        seeds = [mask_seed(self.cfg.trainer.seed, num_updates, int(i)) for i in batch.ids.tolist()]
+        out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
+        return StepOutput(loss=out.loss, sample_size=float(out.sample_size), stats=self._stats(out),
+                          audio_samples=int(batch.num_samples))
+
+    @staticmethod
+    def _stats(out: Any) -> dict[str, float]:
+        n = float(out.sample_size)
+        # Per-batch values (perplexities, temperature) are weighted by sample size so sums average right.
+        return {
+            "contrastive_loss": float(out.contrastive_loss),
+            "diversity": float(out.diversity_loss) * n,
+            "feature_penalty": float(out.feature_penalty) * n,
+            "num_correct": float(out.num_correct),
+            "num_count": float(out.num_count),
+            "code_perplexity": float(out.code_perplexity) * n,
+            "prob_perplexity": float(out.prob_perplexity) * n,
+            "temperature": float(out.temperature) * n,
+        }
+
+    def reduce(self, sums: dict[str, float], sample_size: float) -> dict[str, float]:
+        n = max(sample_size, 1.0)
+        return {
+            "contrastive_loss": sums["contrastive_loss"] / n / LN2,  # bits per masked step, as fairseq logs
+            "accuracy": sums["num_correct"] / max(sums["num_count"], 1.0),
+            "diversity": sums["diversity"] / n,
+            "feature_penalty": sums["feature_penalty"] / n,
+            "code_perplexity": sums["code_perplexity"] / n,
+            "prob_perplexity": sums["prob_perplexity"] / n,
+            "temperature": sums["temperature"] / n,
+        }
+
+    def before_update(self, model: nn.Module, num_updates: int) -> None:
+        model.set_num_updates(num_updates)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        if self.valid_loader is None or not self.dist.is_main:
+            return {}
+        was_training = model.training
+        model.eval()
+        sums: dict[str, float] = {}
+        sample_size, loss_sum = 0.0, 0.0
+        self.valid_loader.set_epoch(1)
+        for batch in self.valid_loader:
+            batch = batch.to(self.device)
+            # Fixed seeds: validation masks are the same at every validation.
+            seeds = [mask_seed(self.cfg.trainer.seed, -1, int(i)) for i in batch.ids.tolist()]
+            out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
+            sample_size += float(out.sample_size)
+            loss_sum += float(out.loss)
+            for k, v in self._stats(out).items():
+                sums[k] = sums.get(k, 0.0) + v
+        model.train(was_training)
+        if sample_size == 0:
+            return {}
+        metrics = self.reduce(sums, sample_size)
+        metrics["loss"] = loss_sum / sample_size / LN2
+        return metrics
+
+    def best_key(self) -> tuple[str, bool]:
+        return "loss", True
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        cfg = self.model_config
+        q = getattr(cfg, "quantizer", None)
+        groups = getattr(q, "num_groups", None) or getattr(cfg, "latent_groups", None)
+        entries = getattr(q, "num_entries", None) or getattr(cfg, "latent_vars", None)
+        return {
+            "task": "pretrain",
+            "model_config": dataclasses.asdict(cfg),
+            "num_codes": groups * entries if groups and entries else None,
+            "num_negatives": getattr(cfg, "num_negatives", None),
+        }
+
+    def find_unused_parameters(self) -> bool:
+        return True

@@ -1,0 +1,141 @@
+"""End-to-end checks of the training apps on the `tiny` model (seconds each on one core)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechssl.cli.train import compose
+from speechssl.training.app import build_trainer
+from speechssl.training.checkpoint import load_checkpoint
+from speechssl.training.loop import KILL_AFTER_UPDATE_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Fast and deterministic: tiny model, no workers, no progress bar, fp32.
+COMMON = ["model=tiny", "trainer.device=cpu", "trainer.precision=fp32", "trainer.progress=false",
+          "trainer.tensorboard=false", "trainer.threads=1", "data.num_workers=0", "trainer.log_interval=1"]
+PRETRAIN = COMMON + ["data.max_tokens=64000", "data.max_sample_size=16000", "data.min_sample_size=4000",
+                     "schedule.warmup_updates=5", "optim.lr=1e-3", "trainer.valid_interval=0"]
+# CTC with every source of randomness off except the data order: the loss is a plain sum over utterances.
+DETERMINISTIC_CTC = COMMON + [
+    "model.mask_prob=0.0", "model.mask_channel_prob=0.0", "model.dropout=0.0", "model.attention_dropout=0.0",
+    "model.activation_dropout=0.0", "model.dropout_input=0.0", "model.dropout_features=0.0",
+    "model.encoder_layerdrop=0.0", "model.final_dropout=0.0", "trainer.valid_interval=0", "optim.lr=1e-3",
+    "data.min_sample_size=0"]
+
+
+def _trainer(app, overrides):
+    cfg, resolved = compose(app, overrides)
+    cfg.validate()
+    return build_trainer(app, cfg, resolved)
+
+
+def _params(state_dict):
+    return {k: v.clone() for k, v in state_dict.items()}
+
+
+def _run_cli(args, env_extra=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "speechssl.cli.main", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_resume_after_sigkill_is_bit_identical(tone_corpus, tmp_path):
+    args = ["pretrain", f"data.dir={tone_corpus}", *PRETRAIN, "trainer.max_updates=40", "trainer.save_interval=5"]
+    full = _run_cli(args + [f"trainer.run_dir={tmp_path / 'full'}"])
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _run_cli(args + [f"trainer.run_dir={tmp_path / 'killed'}"], {KILL_AFTER_UPDATE_ENV: "23"})
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-3000:])  # SIGKILL
+    assert load_checkpoint(tmp_path / "killed/checkpoints/checkpoint_last.pt")["train_state"]["num_updates"] == 20
+    resumed = _run_cli(args + [f"trainer.run_dir={tmp_path / 'killed'}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    a = load_checkpoint(tmp_path / "full/checkpoints/checkpoint_last.pt")
+    b = load_checkpoint(tmp_path / "killed/checkpoints/checkpoint_last.pt")
+    assert a["train_state"]["num_updates"] == b["train_state"]["num_updates"] == 40
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
+def test_update_freq_equals_one_large_batch(tone_corpus, tmp_path):
+    """update_freq=2 over two half batches gives the parameters of one update over the whole batch."""
+    # Adam normalises each gradient entry, so float noise on near-zero entries (the padded shapes of the
+    # two batchings differ) moves a weight by up to lr: a small lr keeps that noise under the tolerance.
+    base = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=4", "trainer.save_interval=0",
+            "optim.lr=1e-4", "optim.eps=1e-6"]
+    big = _trainer("finetune", base + [f"trainer.run_dir={tmp_path / 'big'}"])
+    accum = _trainer("finetune", base + ["trainer.update_freq=2", f"trainer.run_dir={tmp_path / 'accum'}"])
+    accum.model.load_state_dict(big.model.state_dict())
+    ds = big.task.train_loader.dataset
+    for step in range(3):
+        items = [ds[i] for i in range(step * 6, step * 6 + 6)]
+        big.train_update([ds.collate(items)])
+        accum.train_update([ds.collate(items[:3]), ds.collate(items[3:])])
+    moved = False
+    for (k, v), (_, w) in zip(big.model.state_dict().items(), accum.model.state_dict().items()):
+        assert torch.allclose(v, w, atol=1e-5, rtol=0), (k, (v - w).abs().max())
+    # The normalised gradients of the last update agree too (Adam alone would hide a wrong scale).
+    for g, h in zip([p.grad for p in big.params], [p.grad for p in accum.params]):
+        assert (g is None) == (h is None)
+        if g is not None:
+            assert float((g - h).norm()) <= 1e-4 * float(g.norm()) + 1e-6, (g - h).abs().max()
+    initial = _trainer("finetune", base + [f"trainer.run_dir={tmp_path / 'init'}"]).model.state_dict()
+    moved = any(not torch.equal(initial[k], v) for k, v in big.model.state_dict().items())
+    assert moved  # the updates did change the weights
+
+
+def test_unknown_key_fails_before_compute(tone_corpus):
+    for bad in ["trainer.max_update=3", "model.encoder_layrs=2", "optim.learning_rate=1"]:
+        out = _run_cli(["pretrain", f"data.dir={tone_corpus}", bad])
+        assert out.returncode == 2
+        assert bad.split("=")[0].split(".")[-1] in out.stderr
+        assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("bad,needle", [("model.mask_prob=1.2", "mask_prob"), ("data.max_tokens=100", "max_tokens"),
+                                        ("data.dir=/nonexistent", "data.dir")])
+def test_invalid_values_fail_with_key(tone_corpus, bad, needle):
+    overrides = [f"data.dir={tone_corpus}", bad] if not bad.startswith("data.dir") else [bad]
+    cfg, _ = compose("pretrain", overrides)
+    with pytest.raises(ValueError, match=needle):
+        cfg.validate()
+        from speechssl.training.pretrain import build_pretraining_model
+        build_pretraining_model(cfg)
+
+
+def test_ddp_matches_single_process(tone_corpus, tmp_path):
+    """2 gloo processes, each on half of every batch, give the parameters of one process on the whole batch."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    overrides = [*DETERMINISTIC_CTC, "trainer.max_updates=4", "trainer.save_interval=0", "optim.lr=1e-4",
+                 "optim.eps=1e-6"]
+    out = tmp_path / "ddp.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(port), str(Path(__file__).with_name("ddp_worker.py")), str(tone_corpus),
+         str(tmp_path / "ddp"), str(out), *overrides], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = _trainer("finetune", [f"data.dir={tone_corpus}", f"trainer.run_dir={tmp_path / 'one'}", *overrides])
+    ds = single.task.train_loader.dataset
+    for step in range(3):
+        single.train_update([ds.collate([ds[i] for i in range(step * 6, step * 6 + 6)])])
+    ddp = torch.load(out)
+    for k, v in single.model.state_dict().items():
+        assert torch.allclose(v, ddp["model"][k], atol=1e-5, rtol=0), (k, (v - ddp["model"][k]).abs().max())
+    # Gradients normalised by the total sample size over ranks (Adam alone would hide a wrong scale).
+    for g, h in zip([p.grad for p in single.params], ddp["grads"]):
+        assert (g is None) == (h is None)
+        if g is not None:
+            assert float((g - h).norm()) <= 1e-4 * float(g.norm()) + 1e-6, (g - h).abs().max()
