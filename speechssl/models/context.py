@@ -1,0 +1,159 @@
+"""The context network: convolutional relative positional embedding + Transformer encoder.
+
+Post-LN (BASE): x = LN(x + pos_conv(x)) -> dropout -> layers with residual-then-norm.
+Pre-LN (LARGE, fairseq `layer_norm_first`): x = x + pos_conv(x) -> dropout -> norm-then-residual layers ->
+final LN. Padded frames are zeroed before the positional convolution (so they read as the convolution's own
+zero padding) and masked out of attention as keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from speechssl.models.config import Wav2Vec2Config
+
+
+class PositionalConvEmbedding(nn.Module):
+    """Conv1d(D, D, k, padding=k//2, groups) with weight norm over dim 2 -> drop the extra frame (even k) ->
+    GELU. Init (fairseq): weight N(0, sqrt(4 / (k * D))), bias 0, then weight_norm.
+
+    State-dict keys are torch's parametrization ones (`conv.parametrizations.weight.original0/1`, as
+    transformers saves them); the legacy `conv.weight_g` / `conv.weight_v` (fairseq, older transformers) are
+    accepted on load and renamed.
+    """
+
+    def __init__(self, dim: int, kernel: int, groups: int) -> None:
+        super().__init__()
+        conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
+        nn.init.normal_(conv.weight, mean=0.0, std=math.sqrt(4.0 / (kernel * dim)))
+        nn.init.zeros_(conv.bias)
+        self.conv = weight_norm(conv, name="weight", dim=2)
+        self.remove_last = kernel % 2 == 0
+        self._register_load_state_dict_pre_hook(self._rename_legacy_weight_norm)
+
+    @staticmethod
+    def _rename_legacy_weight_norm(state_dict, prefix, *args, **kwargs) -> None:
+        for old, new in (("weight_g", "original0"), ("weight_v", "original1")):
+            key = f"{prefix}conv.{old}"
+            if key in state_dict:
+                state_dict[f"{prefix}conv.parametrizations.weight.{new}"] = state_dict.pop(key)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D) -> positional embedding (B, T, D)."""
+        y = self.conv(x.transpose(1, 2))  # (B, D, T + 1) for even kernels
+        if self.remove_last:
+            y = y[:, :, :-1]
+        return F.gelu(y).transpose(1, 2)  # (B, T, D)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through `scaled_dot_product_attention` (scale head_dim ** -0.5)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim, self.dropout = num_heads, dim // num_heads, dropout
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, D); attn_mask (B, 1, 1, T) True for keys to attend to, or None -> (B, T, D)."""
+        b, t, d = x.shape
+
+        def heads(proj: nn.Linear) -> torch.Tensor:
+            return proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, d_h)
+
+        out = F.scaled_dot_product_attention(
+            heads(self.q_proj), heads(self.k_proj), heads(self.v_proj), attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # (B, H, T, d_h)
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, d))  # (B, T, D)
+
+
+class TransformerLayer(nn.Module):
+    """One encoder layer; `layer_norm_first` selects pre-LN (LARGE) over post-LN (BASE)."""
+
+    def __init__(self, cfg: Wav2Vec2Config) -> None:
+        super().__init__()
+        d = cfg.encoder_embed_dim
+        self.layer_norm_first = cfg.layer_norm_first
+        self.attn = SelfAttention(d, cfg.encoder_attention_heads, cfg.attention_dropout)
+        self.attn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.fc1 = nn.Linear(d, cfg.encoder_ffn_embed_dim)
+        self.fc2 = nn.Linear(cfg.encoder_ffn_embed_dim, d)
+        self.ffn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.activation_dropout = nn.Dropout(cfg.activation_dropout)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.activation_dropout(F.gelu(self.fc1(x)))))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D)."""
+        if self.layer_norm_first:
+            x = x + self.dropout(self.attn(self.attn_norm(x), attn_mask))
+            return x + self.feed_forward(self.ffn_norm(x))
+        x = self.attn_norm(x + self.dropout(self.attn(x, attn_mask)))
+        return self.ffn_norm(x + self.feed_forward(x))
+
+
+@dataclass
+class ContextOutput:
+    """Output of the context network."""
+
+    last_hidden_state: torch.Tensor
+    """(B, T, D) final representations."""
+    hidden_states: list[torch.Tensor] | None
+    """When requested: [input to layer 1, output of layer 1, ..., output of layer N], each (B, T, D)
+    (pre-LN models: the last entry is before the final LayerNorm; layers skipped by layerdrop repeat)."""
+
+
+class ContextNetwork(nn.Module):
+    """Positional conv + Transformer stack (fairseq's TransformerEncoder, transformers' Wav2Vec2Encoder)."""
+
+    def __init__(self, cfg: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.layer_norm_first = cfg.layer_norm_first
+        self.layerdrop = cfg.encoder_layerdrop
+        self.pos_conv = PositionalConvEmbedding(cfg.encoder_embed_dim, cfg.conv_pos, cfg.conv_pos_groups)
+        self.layer_norm = nn.LayerNorm(cfg.encoder_embed_dim, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList([TransformerLayer(cfg) for _ in range(cfg.encoder_layers)])
+        self.apply(self._init_bert)
+
+    @staticmethod
+    def _init_bert(module: nn.Module) -> None:
+        # fairseq init_bert_params: every Linear of the encoder (q/k/v/out, fc1, fc2) N(0, 0.02), bias 0
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, *, return_hidden_states: bool = False
+    ) -> ContextOutput:
+        """x (B, T, D), padding_mask (B, T) True where padded -> ContextOutput."""
+        attn_mask = None
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask[:, :, None], 0.0)
+            attn_mask = (~padding_mask)[:, None, None, :]  # (B, 1, 1, T) keys to attend to
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+        hidden: list[torch.Tensor] | None = [x] if return_hidden_states else None
+        for layer in self.layers:
+            # LayerDrop (Fan et al., 2019): skip whole layers in training
+            if not (self.training and self.layerdrop > 0 and float(torch.rand(())) < self.layerdrop):
+                x = layer(x, attn_mask)
+            if hidden is not None:
+                hidden.append(x)
+        if self.layer_norm_first:
+            x = self.layer_norm(x)
+        return ContextOutput(last_hidden_state=x, hidden_states=hidden)

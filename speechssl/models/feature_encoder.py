@@ -1,0 +1,155 @@
+"""The convolutional feature encoder: raw waveform -> latent frames (49 Hz for the standard 7 blocks).
+
+Each block is Conv1d -> [norm] -> GELU. Two normalisation modes, as in fairseq's ConvFeatureExtractionModel:
+
+* ``group_norm`` (BASE, fairseq ``default``): GroupNorm with one group per channel on the first block only,
+  i.e. each channel normalised over time. Over a padded batch that statistic would include the padded
+  frames, which is how fairseq and transformers leak padding into every frame (transformers issue #18501).
+  Here the statistic is taken over each utterance's own frames only, so a padded batch gives every
+  utterance exactly what it gets alone; without padding it equals torch's GroupNorm.
+* ``layer_norm`` (LARGE): LayerNorm over channels after every block; per frame, so padding cannot leak.
+
+Both norms run in fp32 even under autocast (fairseq's Fp32GroupNorm / Fp32LayerNorm).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechssl.models.config import Wav2Vec2Config
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by `scale` backward (fairseq's feature_grad_mult)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad * ctx.scale, None
+
+
+def conv_output_lengths(lengths: torch.Tensor, kernels: list[int], strides: list[int]) -> torch.Tensor:
+    """Frames produced from `lengths` samples by a stack of unpadded convolutions: floor((L - k) / s) + 1 per
+    layer, 0 when the input is shorter than the kernel."""
+    lengths = lengths.to(torch.long)
+    for k, s in zip(kernels, strides):
+        lengths = torch.div(lengths - k, s, rounding_mode="floor") + 1
+        lengths = lengths.clamp(min=0)
+    return lengths
+
+
+def feature_lengths(input_lengths: torch.Tensor | list[int], cfg: Wav2Vec2Config) -> torch.Tensor:
+    """(B,) sample counts -> (B,) frame counts for a config (what `model.encoder.output_lengths` gives)."""
+    return conv_output_lengths(torch.as_tensor(input_lengths), cfg.conv_kernels, cfg.conv_strides)
+
+
+def masked_group_norm(
+    x: torch.Tensor, lengths: torch.Tensor | None, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """GroupNorm with one group per channel, statistics over each utterance's first `lengths[b]` frames.
+
+    Args:
+        x: (B, C, T) conv output.
+        lengths: (B,) valid frames per utterance, or None when nothing is padded.
+    Returns:
+        (B, C, T) in x's dtype, computed in fp32; padded frames are normalised with their utterance's statistics
+        (they are never read by a valid frame downstream).
+    """
+    xf = x.float()
+    if lengths is None:
+        return F.group_norm(xf, x.shape[1], weight.float(), bias.float(), eps).type_as(x)
+    valid = torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None]  # (B, T)
+    valid = valid[:, None, :].to(xf.dtype)  # (B, 1, T)
+    count = lengths.clamp(min=1).to(xf.dtype)[:, None, None]  # (B, 1, 1)
+    mean = (xf * valid).sum(-1, keepdim=True) / count  # (B, C, 1)
+    var = (((xf - mean) * valid) ** 2).sum(-1, keepdim=True) / count  # biased, as GroupNorm
+    y = (xf - mean) * torch.rsqrt(var + eps)
+    y = y * weight.float()[None, :, None] + bias.float()[None, :, None]
+    return y.type_as(x)
+
+
+class ConvBlock(nn.Module):
+    """Conv1d(in, out, kernel, stride, bias) -> optional norm ('group' | 'layer' | None) -> GELU."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, stride: int, *, bias: bool, norm: str | None,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.norm_kind, self.eps = kernel, stride, norm, eps
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=bias)
+        nn.init.kaiming_normal_(self.conv.weight)  # fairseq ConvFeatureExtractionModel init
+        if norm == "group":
+            self.norm: nn.Module | None = nn.GroupNorm(out_channels, out_channels, eps=eps, affine=True)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(out_channels, eps=eps, elementwise_affine=True)
+        else:
+            self.norm = None
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C_in, L_in), lengths (B,) valid output frames of this block -> (B, C_out, L_out)."""
+        x = self.conv(x)
+        if self.norm_kind == "group":
+            x = masked_group_norm(x, lengths, self.norm.weight, self.norm.bias, self.eps)
+        elif self.norm_kind == "layer":
+            # LayerNorm over channels per frame, in fp32: (B, C, T) -> (B, T, C) -> (B, C, T)
+            xt = x.transpose(1, 2).float()
+            xt = F.layer_norm(xt, (xt.shape[-1],), self.norm.weight.float(), self.norm.bias.float(), self.eps)
+            x = xt.transpose(1, 2).type_as(x)
+        return F.gelu(x)
+
+
+class FeatureEncoder(nn.Module):
+    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T)."""
+
+    def __init__(self, cfg: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.kernels = list(cfg.conv_kernels)
+        self.strides = list(cfg.conv_strides)
+        blocks = []
+        in_channels = 1
+        for i, (dim, k, s) in enumerate(zip(cfg.conv_dims, cfg.conv_kernels, cfg.conv_strides)):
+            if cfg.extractor_mode == "layer_norm":
+                norm = "layer"
+            else:
+                norm = "group" if i == 0 else None
+            blocks.append(ConvBlock(in_channels, dim, k, s, bias=cfg.conv_bias, norm=norm))
+            in_channels = dim
+        self.blocks = nn.ModuleList(blocks)
+        self.receptive_field = cfg.receptive_field
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) sample counts -> (B,) frame counts (0 when shorter than the receptive field)."""
+        return conv_output_lengths(input_lengths, self.kernels, self.strides)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T).
+
+        Raises ValueError when an input (or one utterance's valid part) yields no frame at all.
+        """
+        if waveforms.dim() != 2:
+            raise ValueError(f"waveforms must be (B, L), got shape {tuple(waveforms.shape)}")
+        if waveforms.shape[1] < self.receptive_field:
+            raise ValueError(
+                f"waveforms of {waveforms.shape[1]} samples are shorter than the receptive field of "
+                f"{self.receptive_field} samples; no frame can be computed"
+            )
+        if lengths is not None and bool((lengths < self.receptive_field).any()):
+            bad = lengths[lengths < self.receptive_field].tolist()
+            raise ValueError(
+                f"utterances of {bad} samples are shorter than the receptive field ({self.receptive_field} "
+                "samples); drop or pad them before the model"
+            )
+        x = waveforms[:, None, :]  # (B, 1, L)
+        block_lengths = lengths
+        for block in self.blocks:
+            if block_lengths is not None:
+                block_lengths = conv_output_lengths(block_lengths, [block.kernel], [block.stride])
+            x = block(x, block_lengths)
+        return x

@@ -1,0 +1,350 @@
+"""wav2vec 2.0: the shared encoder, the pretraining model and the CTC model.
+
+The encoder reads as its steps: feature encoder (CNN) -> LayerNorm -> projection to D -> time (and channel)
+masking -> context network. `Wav2Vec2ForPreTraining` adds the quantizer, the two projections to final_dim
+and the contrastive objective; `Wav2Vec2ForCTC` adds dropout and a linear head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from speechssl.models.config import Wav2Vec2Config
+from speechssl.models.context import ContextNetwork
+from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply
+from speechssl.models.losses import contrastive_logits, pretraining_loss
+from speechssl.models.masking import compute_channel_mask, compute_mask_indices, sample_distractors
+from speechssl.models.quantizer import GumbelVectorQuantizer
+
+
+def _numpy_rng() -> np.random.Generator:
+    """A numpy generator seeded from torch's global RNG, so `torch.manual_seed` makes masks reproducible."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+
+
+@dataclass
+class EncoderOutput:
+    """Output of `Wav2Vec2Encoder`."""
+
+    last_hidden_state: torch.Tensor
+    """(B, T, D) context representations."""
+    features: torch.Tensor
+    """(B, T, C) normalised, unmasked CNN features (after dropout_features): the quantizer's input."""
+    padding_mask: torch.Tensor | None
+    """(B, T) True at padded frames, or None when nothing is padded."""
+    lengths: torch.Tensor
+    """(B,) valid frames per utterance."""
+    mask_indices: torch.Tensor | None
+    """(B, T) True at time-masked frames, or None when no mask was applied."""
+    feature_penalty: torch.Tensor
+    """Scalar fp32 mean of the squared CNN output over valid frames (before the LayerNorm)."""
+    hidden_states: list[torch.Tensor] | None = None
+    """Per-layer states when requested (see `ContextOutput.hidden_states`)."""
+
+
+class Wav2Vec2Encoder(nn.Module):
+    """Waveforms -> context representations; shared by pretraining and CTC (fairseq's Wav2Vec2Model body,
+    transformers' Wav2Vec2Model)."""
+
+    def __init__(self, cfg: Wav2Vec2Config) -> None:
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        self.feature_grad_mult = cfg.feature_grad_mult
+        self.feature_encoder = FeatureEncoder(cfg)
+        self.feature_norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.layer_norm_eps)
+        self.feature_proj = nn.Linear(cfg.feature_dim, cfg.encoder_embed_dim)
+        self.dropout_input = nn.Dropout(cfg.dropout_input)
+        self.dropout_features = nn.Dropout(cfg.dropout_features)
+        self.mask_emb = nn.Parameter(torch.empty(cfg.encoder_embed_dim).uniform_())
+        self.context = ContextNetwork(cfg)
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) samples -> (B,) frames."""
+        return self.feature_encoder.output_lengths(input_lengths)
+
+    def _extract(self, waveforms: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        # feature_grad_mult: 0 -> no gradient at all (fine-tuning), else scale the gradient (0.1 pretraining)
+        if self.feature_grad_mult > 0:
+            features = self.feature_encoder(waveforms, lengths)
+            if self.feature_grad_mult != 1.0:
+                features = GradMultiply.apply(features, self.feature_grad_mult)
+            return features
+        with torch.no_grad():
+            return self.feature_encoder(waveforms, lengths)
+
+    def make_time_mask(
+        self, shape: tuple[int, int], padding_mask: torch.Tensor | None, seeds: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """A fresh (B, T) time mask from the config (fairseq: min_masks 2, padding never masked)."""
+        cfg = self.config
+        mask = compute_mask_indices(
+            shape, padding_mask, cfg.mask_prob, cfg.mask_length, min_masks=cfg.mask_min_masks,
+            no_overlap=cfg.no_mask_overlap, min_space=cfg.mask_min_space,
+            require_same_masks=cfg.require_same_masks, rng=None if seeds is not None else _numpy_rng(),
+            seeds=seeds,
+        )
+        return torch.from_numpy(mask)
+
+    def forward(
+        self,
+        waveforms: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        *,
+        mask_indices: torch.Tensor | None = None,
+        apply_mask: bool = False,
+        mask_seeds: Sequence[int] | None = None,
+        return_hidden_states: bool = False,
+    ) -> EncoderOutput:
+        """Encode a batch.
+
+        Args:
+            waveforms: (B, L) float.
+            padding_mask: (B, L) True at padded samples (right padding), or None.
+            mask_indices: (B, T) bool time mask to apply as given (overrides `apply_mask`).
+            apply_mask: draw time (and channel) masks from the config.
+            mask_seeds: per-utterance seeds for the drawn masks.
+            return_hidden_states: also return every layer's states.
+        """
+        batch_size = waveforms.shape[0]
+        lengths = None
+        if padding_mask is not None:
+            if padding_mask.shape != waveforms.shape:
+                raise ValueError(f"padding_mask {tuple(padding_mask.shape)} must match waveforms "
+                                 f"{tuple(waveforms.shape)}")
+            if bool(padding_mask.any()):
+                lengths = waveforms.shape[1] - padding_mask.long().sum(1)  # (B,) valid samples
+
+        features = self._extract(waveforms, lengths)  # (B, C, T)
+        num_frames = features.shape[-1]
+        if lengths is None:
+            frame_lengths = torch.full((batch_size,), num_frames, dtype=torch.long, device=waveforms.device)
+            frame_padding = None
+        else:
+            frame_lengths = self.output_lengths(lengths)
+            frame_padding = torch.arange(num_frames, device=waveforms.device)[None, :] >= frame_lengths[:, None]
+
+        features = features.transpose(1, 2)  # (B, T, C)
+        # fairseq's features_pen: mean square of the CNN output; here over valid frames only
+        squares = features.float().pow(2)
+        if frame_padding is None:
+            penalty = squares.mean()
+        else:
+            valid = (~frame_padding)[:, :, None].to(squares.dtype)  # (B, T, 1)
+            penalty = (squares * valid).sum() / (valid.sum() * squares.shape[-1])
+        features = self.feature_norm(features)
+        x = self.dropout_input(self.feature_proj(features))  # (B, T, D)
+        unmasked = self.dropout_features(features)
+
+        if mask_indices is None and apply_mask and self.config.mask_prob > 0:
+            mask_indices = self.make_time_mask((batch_size, num_frames), frame_padding, mask_seeds)
+        if mask_indices is not None:
+            mask_indices = self._check_mask(mask_indices, (batch_size, num_frames), frame_padding, x.device)
+            x = torch.where(mask_indices[:, :, None], self.mask_emb.to(x.dtype), x)
+        if apply_mask and self.config.mask_channel_prob > 0:
+            channels = compute_channel_mask(
+                batch_size, x.shape[-1], self.config.mask_channel_prob, self.config.mask_channel_length,
+                min_masks=self.config.mask_channel_min_masks, rng=_numpy_rng(),
+            )
+            x = x.masked_fill(torch.from_numpy(channels).to(x.device)[:, None, :], 0.0)  # (B, 1, D) over T
+
+        ctx = self.context(x, frame_padding, return_hidden_states=return_hidden_states)
+        return EncoderOutput(
+            last_hidden_state=ctx.last_hidden_state, features=unmasked, padding_mask=frame_padding,
+            lengths=frame_lengths, mask_indices=mask_indices, feature_penalty=penalty,
+            hidden_states=ctx.hidden_states,
+        )
+
+    @staticmethod
+    def _check_mask(
+        mask: torch.Tensor, shape: tuple[int, int], padding: torch.Tensor | None, device: torch.device
+    ) -> torch.Tensor:
+        if tuple(mask.shape) != shape:
+            raise ValueError(f"mask_indices must have shape (B, T) = {shape}, got {tuple(mask.shape)}")
+        mask = mask.to(device=device, dtype=torch.bool)
+        if padding is not None and bool((mask & padding).any()):
+            raise ValueError("mask_indices marks padded frames; padding must never be masked")
+        return mask
+
+
+@dataclass
+class PretrainingOutput:
+    """Output of `Wav2Vec2ForPreTraining` (loss terms as fairseq's wav2vec criterion)."""
+
+    loss: torch.Tensor
+    """Scalar, SUM-reduced: contrastive + diversity_weight*diversity*S + feature_pen_weight*penalty*S."""
+    contrastive_loss: torch.Tensor
+    """InfoNCE summed over masked steps (nats; divide by S*ln 2 for bits per step)."""
+    diversity_loss: torch.Tensor
+    """(G*V - prob_perplexity) / (G*V)."""
+    feature_penalty: torch.Tensor
+    """Mean squared CNN output."""
+    sample_size: int
+    """S: number of masked steps (the loss normaliser)."""
+    logits: torch.Tensor
+    """(S, 1 + K) fp32 cosine logits / logit_temp, rows in (batch, time) order, positive at index 0."""
+    num_correct: int
+    """Rows whose positive wins (fairseq rule, all-equal rows excluded)."""
+    num_count: int
+    """Rows counted."""
+    code_perplexity: torch.Tensor
+    """Hard-choice codebook perplexity over the masked steps."""
+    prob_perplexity: torch.Tensor
+    """Soft (softmax-averaged) codebook perplexity over the masked steps."""
+    temperature: float
+    """Gumbel temperature used."""
+    mask_indices: torch.Tensor
+    """(B, T) the time mask used."""
+    targets: torch.Tensor
+    """(S, final_dim) projected quantized targets at the masked steps."""
+    padding_mask: torch.Tensor | None
+    """(B, T) frame padding."""
+
+
+class Wav2Vec2ForPreTraining(nn.Module):
+    """Encoder + Gumbel quantizer + contrastive head (fairseq Wav2Vec2Model, transformers ForPreTraining)."""
+
+    def __init__(self, cfg: Wav2Vec2Config) -> None:
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        self.encoder = Wav2Vec2Encoder(cfg)
+        self.quantizer = GumbelVectorQuantizer(
+            cfg.feature_dim, num_groups=cfg.latent_groups, num_vars=cfg.latent_vars,
+            codevector_dim=cfg.codevector_dim, max_temp=cfg.max_temp, min_temp=cfg.min_temp,
+            temp_decay=cfg.temp_decay,
+        )
+        self.project_q = nn.Linear(cfg.codevector_dim, cfg.final_dim)
+        self.final_proj = nn.Linear(cfg.encoder_embed_dim, cfg.final_dim)
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """Step the Gumbel temperature schedule to `num_updates`."""
+        self.quantizer.set_num_updates(num_updates)
+
+    def forward(
+        self,
+        waveforms: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        *,
+        mask_indices: torch.Tensor | None = None,
+        negative_indices: torch.Tensor | None = None,
+        mask_seeds: Sequence[int] | None = None,
+    ) -> PretrainingOutput:
+        """waveforms (B, L), padding_mask (B, L) True where padded.
+
+        mask_indices (B, T) bool and negative_indices (B, T, K) long (transformers' `sampled_negative_indices`
+        layout: indices into the flattened B*T axis, pointing at masked steps) are drawn when not given;
+        mask_seeds (one per utterance) make the draws depend on the utterance only.
+        """
+        cfg = self.config
+        enc = self.encoder(waveforms, padding_mask, mask_indices=mask_indices, apply_mask=True,
+                           mask_seeds=mask_seeds)
+        mask = enc.mask_indices
+        if mask is None or not bool(mask.any()):
+            raise ValueError("pretraining needs masked steps: set mask_prob > 0 or pass mask_indices")
+
+        predictions = self.final_proj(enc.last_hidden_state[mask])  # (S, final_dim)
+        quantized = self.quantizer(enc.features[mask])  # (S, codevector_dim)
+        targets = self.project_q(quantized.codevectors)  # (S, final_dim)
+
+        if negative_indices is None:
+            negative_indices = sample_distractors(mask, cfg.num_negatives, seeds=mask_seeds)
+        rows = self._negative_rows(mask, negative_indices.to(mask.device))  # (S, K)
+        negatives = targets[rows]  # (S, K, final_dim)
+        logits = contrastive_logits(predictions, targets, negatives, cfg.logit_temp)  # (S, 1 + K)
+
+        terms = pretraining_loss(
+            logits, quantized.prob_perplexity, enc.feature_penalty, num_codevectors=self.quantizer.num_codevectors,
+            diversity_weight=cfg.diversity_weight, feature_pen_weight=cfg.feature_pen_weight,
+        )
+        return PretrainingOutput(
+            loss=terms.loss, contrastive_loss=terms.contrastive_loss, diversity_loss=terms.diversity_loss,
+            feature_penalty=terms.feature_penalty, sample_size=terms.sample_size, logits=logits,
+            num_correct=terms.num_correct, num_count=terms.num_count, code_perplexity=quantized.code_perplexity,
+            prob_perplexity=quantized.prob_perplexity, temperature=quantized.temperature, mask_indices=mask,
+            targets=targets, padding_mask=enc.padding_mask,
+        )
+
+    @staticmethod
+    def _negative_rows(mask: torch.Tensor, negative_indices: torch.Tensor) -> torch.Tensor:
+        """Map (B, T, K) flat B*T indices of distractors to rows of the (S, ...) masked-step tensors."""
+        batch_size, num_frames = mask.shape
+        if negative_indices.dim() != 3 or tuple(negative_indices.shape[:2]) != (batch_size, num_frames):
+            raise ValueError(f"negative_indices must be (B, T, K) with (B, T) = {(batch_size, num_frames)}, "
+                             f"got {tuple(negative_indices.shape)}")
+        flat_mask = mask.reshape(-1)  # (B*T,)
+        row_of = torch.full((flat_mask.numel(),), -1, dtype=torch.long, device=mask.device)
+        row_of[flat_mask] = torch.arange(int(flat_mask.sum()), device=mask.device)
+        picked = negative_indices[mask].long()  # (S, K)
+        if bool(((picked < 0) | (picked >= flat_mask.numel())).any()):
+            raise ValueError("negative_indices must index the flattened B*T axis")
+        rows = row_of[picked]
+        if bool((rows < 0).any()):
+            raise ValueError("negative_indices must point at masked steps only (never unmasked or padded)")
+        return rows
+
+
+@dataclass
+class CTCOutput:
+    """Output of `Wav2Vec2ForCTC`."""
+
+    logits: torch.Tensor
+    """(B, T, V) unnormalised scores (log_softmax them for CTC)."""
+    padding_mask: torch.Tensor | None
+    """(B, T) True at padded frames, or None."""
+    lengths: torch.Tensor
+    """(B,) valid frames per utterance."""
+    hidden_states: list[torch.Tensor] | None = None
+    """Per-layer encoder states when requested."""
+
+
+class Wav2Vec2ForCTC(nn.Module):
+    """Encoder -> dropout -> Linear(D, vocab) (fairseq Wav2VecCtc, transformers Wav2Vec2ForCTC)."""
+
+    def __init__(self, cfg: Wav2Vec2Config, vocab_size: int) -> None:
+        super().__init__()
+        cfg.validate()
+        if vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 (blank + symbols), got {vocab_size}")
+        self.config = cfg
+        self.vocab_size = vocab_size
+        self.encoder = Wav2Vec2Encoder(cfg)
+        self.dropout = nn.Dropout(cfg.final_dropout)
+        self.head = nn.Linear(cfg.encoder_embed_dim, vocab_size)
+        nn.init.xavier_uniform_(self.head.weight)  # fairseq Wav2VecEncoder.proj init
+        nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_pretrained_encoder(
+        cls, pretrained: Wav2Vec2ForPreTraining | Wav2Vec2Encoder, vocab_size: int, **overrides
+    ) -> Wav2Vec2ForCTC:
+        """A CTC model whose encoder starts from a pretraining model's encoder (quantizer, project_q and
+        final_proj are left behind, as fairseq's remove_pretraining_modules); `overrides` change config
+        fields that do not alter parameter shapes (dropouts, masking, layerdrop, feature_grad_mult)."""
+        encoder = pretrained.encoder if isinstance(pretrained, Wav2Vec2ForPreTraining) else pretrained
+        cfg = encoder.config.replace(**overrides)
+        model = cls(cfg, vocab_size)
+        model.encoder.load_state_dict(encoder.state_dict())
+        return model.to(next(encoder.parameters()).device)
+
+    def forward(
+        self,
+        waveforms: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        *,
+        mask_seeds: Sequence[int] | None = None,
+        return_hidden_states: bool = False,
+    ) -> CTCOutput:
+        """waveforms (B, L), padding_mask (B, L) True where padded -> CTCOutput; masks only in training."""
+        cfg = self.config
+        apply_mask = self.training and (cfg.mask_prob > 0 or cfg.mask_channel_prob > 0)
+        enc = self.encoder(waveforms, padding_mask, apply_mask=apply_mask, mask_seeds=mask_seeds,
+                           return_hidden_states=return_hidden_states)
+        logits = self.head(self.dropout(enc.last_hidden_state))  # (B, T, V)
+        return CTCOutput(logits=logits, padding_mask=enc.padding_mask, lengths=enc.lengths,
+                         hidden_states=enc.hidden_states)
