@@ -60,6 +60,7 @@ class AudioDataLoader:
         self.sampler = sampler
         self.config = config
         self._consumed = 0
+        self._exhausted = False  # the last iteration consumed the whole epoch
 
     @property
     def epoch(self) -> int:
@@ -68,16 +69,20 @@ class AudioDataLoader:
     def set_epoch(self, epoch: int) -> None:
         """Call before iterating each epoch (sets batch order and crop offsets)."""
         if int(epoch) != self.sampler.epoch:
-            self._consumed = 0
+            self._consumed, self._exhausted = 0, False
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
 
     def __len__(self) -> int:
         """Batches the next iteration yields on this rank."""
-        return len(self.sampler)
+        if self._exhausted:
+            return self.sampler.num_batches
+        return self.sampler.num_batches - self._consumed
 
     def __iter__(self) -> Iterator[UnlabeledBatch | LabeledBatch]:
         self.dataset.set_epoch(self.sampler.epoch)
+        if self._exhausted:  # a finished epoch iterated again (validation sets) starts over
+            self._consumed, self._exhausted = 0, False
         # workers fetch ahead of the consumer: restart the sampler where consumption stopped
         self.sampler.seek(self._consumed)
         kwargs = {}
@@ -93,7 +98,8 @@ class AudioDataLoader:
         for batch in loader:
             self._consumed += 1
             yield batch
-        self._consumed = 0
+        # stay at the end: a checkpoint taken now records the epoch as finished
+        self._exhausted = True
 
     def state_dict(self) -> dict:
         """Sampler state at the number of batches consumed from this loader so far."""
@@ -102,7 +108,7 @@ class AudioDataLoader:
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state)
         self.dataset.set_epoch(self.sampler.epoch)
-        self._consumed = int(state["position"])
+        self._consumed, self._exhausted = int(state["position"]), False
 
 
 def build_dataloader(

@@ -1,0 +1,101 @@
+"""``speechssl prepare <corpus> ...``: write fairseq manifests, labels, dict.ltr.txt and report.json.
+
+Corpora: ``folder`` (any audio directory), ``librispeech``, ``librilight``, ``commonvoice``, ``an4`` and
+``synthetic`` (espeak-ng speech generated offline). Every one goes through the same writer
+(:mod:`speechssl.data.prepare.writer`), which names each skipped file and its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def _jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                        help="worker processes (default: min(4, CPUs))")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="corpus", metavar="CORPUS", required=True)
+
+    p = sub.add_parser("folder", help="a directory of wav/flac/ogg/mp3 files (recursive)")
+    p.add_argument("audio_dir", help="directory scanned recursively")
+    p.add_argument("out_dir", help="where train.tsv/valid.tsv (+ labels) go")
+    p.add_argument("--transcripts", default=None, help="TSV of 'relative/path<TAB>text' lines")
+    p.add_argument("--valid-percent", type=float, default=0.01, help="share held out as valid (default 0.01)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the valid split (default 42)")
+    _jobs(p)
+
+    p = sub.add_parser("librispeech", help="LibriSpeech subsets")
+    p.add_argument("root", help="folder holding LibriSpeech/ (or LibriSpeech itself)")
+    p.add_argument("out_dir")
+    p.add_argument("--subsets", nargs="+", default=["train-clean-100", "dev-clean", "dev-other", "test-clean",
+                                                     "test-other"], help="subset folder names")
+    p.add_argument("--no-labels", action="store_true", help="manifests only (pretraining)")
+    _jobs(p)
+
+    p = sub.add_parser("librilight", help="Libri-light limited supervision: 10 min / 1 h / 10 h")
+    p.add_argument("root", help="folder holding librispeech_finetuning/ (or that folder)")
+    p.add_argument("out_dir")
+    p.add_argument("--fold", type=int, default=0, help="which 10-minute fold of 1h/ is train_10min")
+    _jobs(p)
+
+    p = sub.add_parser("commonvoice", help="a Common Voice language folder (tsv tables + clips/)")
+    p.add_argument("root")
+    p.add_argument("out_dir")
+    p.add_argument("--tables", nargs="+", default=["train", "dev", "test"], help="tables to turn into splits")
+    _jobs(p)
+
+    p = sub.add_parser("an4", help="CMU AN4 (raw big-endian layout)")
+    p.add_argument("root", help="the an4 folder (etc/, wav/)")
+    p.add_argument("out_dir")
+    p.add_argument("--valid-percent", type=float, default=0.05, help="share of train held out as valid")
+    p.add_argument("--seed", type=int, default=42)
+    _jobs(p)
+
+    p = sub.add_parser("synthetic", help="English speech synthesised offline with espeak-ng")
+    p.add_argument("out_dir")
+    p.add_argument("--hours", type=float, default=1.0, help="hours of audio to generate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--valid-percent", type=float, default=0.05,
+                   help="share of seen-speaker utterances held out as valid")
+    p.add_argument("--test-speakers", type=int, default=8, help="speakers held out of train for test")
+    _jobs(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = not args.quiet
+    if args.corpus == "folder":
+        from speechssl.data.prepare.folder import prepare_folder
+
+        prepare_folder(args.audio_dir, args.out_dir, transcripts=args.transcripts,
+                       valid_percent=args.valid_percent, seed=args.seed, jobs=args.jobs, progress=progress)
+    elif args.corpus == "librispeech":
+        from speechssl.data.prepare.librispeech import prepare_librispeech
+
+        prepare_librispeech(args.root, args.out_dir, subsets=args.subsets, labeled=not args.no_labels,
+                            jobs=args.jobs, progress=progress)
+    elif args.corpus == "librilight":
+        from speechssl.data.prepare.librilight import prepare_librilight
+
+        prepare_librilight(args.root, args.out_dir, fold=args.fold, jobs=args.jobs, progress=progress)
+    elif args.corpus == "commonvoice":
+        from speechssl.data.prepare.commonvoice import prepare_commonvoice
+
+        prepare_commonvoice(args.root, args.out_dir, tables=args.tables, jobs=args.jobs, progress=progress)
+    elif args.corpus == "an4":
+        from speechssl.data.prepare.an4 import prepare_an4
+
+        prepare_an4(args.root, args.out_dir, valid_percent=args.valid_percent, seed=args.seed, jobs=args.jobs,
+                    progress=progress)
+    elif args.corpus == "synthetic":
+        from speechssl.data.prepare.synthetic import SyntheticConfig, prepare_synthetic
+
+        config = SyntheticConfig(hours=args.hours, seed=args.seed, valid_percent=args.valid_percent,
+                                 test_speakers=args.test_speakers)
+        prepare_synthetic(args.out_dir, config, jobs=args.jobs, progress=progress)
+    else:  # argparse restricts the choices
+        raise ValueError(f"unknown corpus {args.corpus!r}")
+    return 0

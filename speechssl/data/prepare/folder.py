@@ -1,0 +1,73 @@
+"""``speechssl prepare folder``: any directory of audio -> train/valid manifests (+ labels).
+
+Like fairseq's ``wav2vec_manifest.py`` (recursive scan, random valid split, default 1 % with seed 42) but it
+reads every header, counts lengths at 16 kHz whatever the file's rate, and names each file it skips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from speechssl.data.prepare.writer import (
+    AUDIO_EXTENSIONS,
+    CorpusWriter,
+    PrepareReport,
+    SourceFile,
+    relative_path,
+    scan_audio,
+    split_by_percent,
+)
+
+
+def read_transcripts(path: str | Path) -> dict[str, str]:
+    """TSV lines ``relative/path<TAB>text`` -> mapping (paths as given, ``./`` prefix removed)."""
+    path = Path(path)
+    mapping: dict[str, str] = {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise ValueError(f"{path}:{line_no}: expected 'relative/path<TAB>text', got {line!r}")
+        rel, text = line.split("\t", 1)
+        rel = rel.strip().removeprefix("./")
+        if rel in mapping:
+            raise ValueError(f"{path}:{line_no}: {rel!r} has a second transcript")
+        mapping[rel] = text.strip()
+    return mapping
+
+
+def prepare_folder(
+    audio_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    transcripts: str | Path | None = None,
+    valid_percent: float = 0.01,
+    seed: int = 42,
+    jobs: int = 1,
+    extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
+    progress: bool = True,
+    echo: bool = True,
+) -> PrepareReport:
+    """Scan ``audio_dir`` and write ``train.tsv``/``valid.tsv`` (``valid.tsv`` only when valid_percent > 0).
+
+    With ``transcripts`` every kept file needs a transcript line; ``.wrd``/``.ltr`` and ``dict.ltr.txt``
+    are written beside the manifests.
+    """
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise ValueError(f"audio directory {audio_dir} does not exist or is not a directory")
+    if not 0.0 <= valid_percent < 1.0:
+        raise ValueError(f"`valid_percent` must be in [0, 1), got {valid_percent}")
+    texts = read_transcripts(transcripts) if transcripts is not None else None
+    root = audio_dir.resolve()
+    sources = []
+    for path in scan_audio(audio_dir, extensions):
+        rel = relative_path(path, root)
+        sources.append(SourceFile(path=path, relpath=rel, text=None if texts is None else texts.get(rel)))
+    writer = CorpusWriter(out_dir, root, labeled=texts is not None, jobs=jobs, progress=progress)
+    kept = writer.probe(sources)
+    train, valid = split_by_percent(kept, valid_percent, seed)
+    writer.write_split("train", train)
+    if valid_percent > 0:
+        writer.write_split("valid", valid)
+    return writer.finish(echo=echo)

@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+
+from speechssl.data.manifest import read_letter_dict, read_manifest, read_split
+from speechssl.data.prepare.folder import prepare_folder
+
+
+def test_folder_manifests_labels_and_report(tmp_path, sine, write_audio):
+    audio = tmp_path / "audio"
+    write_audio(audio / "a/one.wav", sine(200, 1.0, 16000), 16000, "PCM_16")
+    write_audio(audio / "a/two.flac", sine(200, 0.5, 44100, channels=2), 44100, "PCM_24")  # 8000 at 16 kHz
+    write_audio(audio / "b/three.ogg", sine(300, 0.6, 8000), 8000)
+    write_audio(audio / "b/c/four.wav", sine(300, 0.4, 22050), 22050, "FLOAT")
+    write_audio(audio / "short.wav", sine(300, 0.02, 16000), 16000)  # 320 samples < 400
+    write_audio(audio / "notext.wav", sine(300, 0.3, 16000), 16000)
+    (audio / "empty.wav").write_bytes(b"")  # no header at all: unreadable
+    write_audio(audio / "noframes.wav", np.zeros(0, np.float32), 16000)  # a header, zero frames: empty
+    (audio / "corrupt.flac").write_bytes(b"fLaC" + bytes(range(200)))
+    good = write_audio(audio / "truncated.flac", np.random.default_rng(0).standard_normal(32000) * 0.1, 16000)
+    good.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (audio / "readme.txt").write_text("not audio")
+    transcripts = tmp_path / "t.tsv"
+    transcripts.write_text("a/one.wav\tHello, World!\na/two.flac\tit's fine\nb/three.ogg\tgood day\n"
+                           "b/c/four.wav\tNo\nshort.wav\tx\ntruncated.flac\ty\ncorrupt.flac\tz\n")
+
+    report = prepare_folder(audio, tmp_path / "out", transcripts=transcripts, valid_percent=0.25, seed=1,
+                            progress=False, echo=False)
+
+    by_reason = report.skipped_by_reason
+    assert by_reason == {"unreadable": 3, "empty": 1, "too_short": 1, "no_transcript": 1}
+    named = {s.path.rsplit("/", 1)[-1]: s.reason for s in report.skipped}
+    assert named == {"empty.wav": "unreadable", "corrupt.flac": "unreadable", "truncated.flac": "unreadable",
+                     "noframes.wav": "empty",
+                     "short.wav": "too_short", "notext.wav": "no_transcript"}
+    assert report.kept == 4
+    train, valid = read_manifest(tmp_path / "out/train.tsv"), read_manifest(tmp_path / "out/valid.tsv")
+    assert len(train) == 3 and len(valid) == 1 and train.root == audio.resolve()
+    sizes = {e.path: e.num_samples for e in train.entries + valid.entries}
+    assert sizes == {"a/one.wav": 16000, "a/two.flac": 8000, "b/three.ogg": 9600, "b/c/four.wav": 6400}
+    labels = {}
+    for split in ("train", "valid"):
+        s = read_split(tmp_path / "out", split)
+        labels.update(dict(zip([e.path for e in s.manifest.entries], zip(s.words, s.letters))))
+    assert labels["a/one.wav"] == ("HELLO WORLD", "H E L L O | W O R L D |")
+    assert labels["a/two.flac"] == ("IT'S FINE", "I T ' S | F I N E |")
+    counts = dict(read_letter_dict(tmp_path / "out/dict.ltr.txt"))
+    assert counts["|"] == 7 and counts["O"] == 5 and counts["'"] == 1
+    saved = json.loads((tmp_path / "out/report.json").read_text())
+    assert saved["num_skipped"] == 6 and saved["kept"] == 4
+    assert abs(saved["total_hours"] - 40000 / 16000 / 3600) < 1e-9
+
+
+def test_folder_without_transcripts_is_unlabeled(tmp_path, speech_tree):
+    root = speech_tree({f"x{i}.flac": 0.1 for i in range(10)})
+    report = prepare_folder(root, tmp_path / "out", valid_percent=0.1, seed=42, progress=False, echo=False)
+    assert [s.utterances for s in report.splits] == [9, 1]
+    assert not (tmp_path / "out/train.wrd").exists() and not (tmp_path / "out/dict.ltr.txt").exists()
+    again = prepare_folder(root, tmp_path / "out2", valid_percent=0.1, seed=42, progress=False, echo=False)
+    assert again.splits == report.splits
+    assert (tmp_path / "out/valid.tsv").read_text() == (tmp_path / "out2/valid.tsv").read_text()
