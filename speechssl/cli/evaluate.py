@@ -1,0 +1,179 @@
+"""`speechssl evaluate CKPT DATA_DIR --subset test`: decode a prepared subset and report WER/CER.
+
+    speechssl evaluate exp/ft/checkpoints/best.pt data/an4 --subset test
+    speechssl evaluate CKPT DATA_DIR --subset dev --decoder kenlm --lm lm/3gram.arpa --grid
+    speechssl evaluate CKPT DATA_DIR --subset test --decoder kenlm --lm lm/3gram.arpa --lm-weight 2 --word-score -1
+
+Writes recogs-, errs-, wer-summary-, utterances- and summary- files for the subset into --out (default: a
+``decode`` directory beside the checkpoint) and prints a short table. ``--grid`` tunes the LM weight and word
+score on the subset first (use a dev subset) and reports the best setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """Decoder flags shared by evaluate and transcribe."""
+    from speechssl.decoding.beam import BeamSearchConfig
+
+    defaults = BeamSearchConfig()
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--decoder", choices=("viterbi", "kenlm"), default="viterbi",
+                       help="viterbi: greedy CTC (no LM); kenlm: beam search with an n-gram LM (flashlight)")
+    group.add_argument("--lm", type=Path, default=None, help="n-gram LM (ARPA or KenLM binary) for --decoder kenlm")
+    group.add_argument("--lexicon", type=Path, default=None,
+                       help="lexicon file (default: spelled from the LM's words with the model's letters)")
+    group.add_argument("--lexicon-free", action="store_true",
+                       help="beam search without a lexicon (the LM, if any, must be a char LM: lm build --unit char)")
+    group.add_argument("--lm-weight", type=float, default=defaults.lm_weight, help="LM weight (default %(default)s)")
+    group.add_argument("--word-score", type=float, default=defaults.word_score,
+                       help="score added per word (default %(default)s)")
+    group.add_argument("--beam", type=int, default=defaults.beam, help="beam size (default %(default)s)")
+    group.add_argument("--beam-threshold", type=float, default=defaults.beam_threshold,
+                       help="prune hypotheses this far below the best (default %(default)s)")
+    group.add_argument("--beam-size-token", type=int, default=None,
+                       help="tokens considered per frame (default: the whole vocabulary)")
+    group.add_argument("--vocab", type=Path, default=None,
+                       help="vocabulary file overriding the checkpoint's (JSON list, vocab.json or dict.ltr.txt)")
+
+
+def decoder_config_from_args(args: argparse.Namespace):
+    from speechssl.decoding.beam import BeamSearchConfig
+    from speechssl.decoding.factory import DecoderConfig
+
+    beam = BeamSearchConfig(beam=args.beam, beam_size_token=args.beam_size_token,
+                            beam_threshold=args.beam_threshold, lm_weight=args.lm_weight,
+                            word_score=args.word_score, lexicon_free=args.lexicon_free)
+    config = DecoderConfig(decoder=args.decoder, lm=args.lm, lexicon=args.lexicon, beam=beam)
+    config.validate()
+    return config
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
+    parser.add_argument("data_dir", type=Path, help="directory with <subset>.tsv and <subset>.wrd/.ltr")
+    parser.add_argument("--subset", default="test", help="manifest name (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results directory (default: 'decode' beside the checkpoint)")
+    parser.add_argument("--batch-seconds", type=float, default=200.0,
+                        help="padded audio seconds per batch (default %(default)s)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--num-workers", type=int, default=0, help="audio loading processes (default 0)")
+    parser.add_argument("--grid", action="store_true",
+                        help="tune --lm-weight and --word-score on this subset first (kenlm decoder)")
+    parser.add_argument("--grid-lm-weights", type=_floats, default=None,
+                        help="comma-separated LM weights to try (default 0,0.5,1,1.5,2,3,4,5)")
+    parser.add_argument("--grid-word-scores", type=_floats, default=None,
+                        help="comma-separated word scores to try (default -3,-2,-1,0,1,2)")
+    add_decoder_arguments(parser)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    if not args.checkpoint.exists():
+        raise FileNotFoundError(f"CKPT: checkpoint not found: {args.checkpoint}")
+    if not args.data_dir.is_dir():
+        raise FileNotFoundError(f"DATA_DIR: directory not found: {args.data_dir}")
+    manifest = args.data_dir / f"{args.subset}.tsv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--subset: manifest not found: {manifest}")
+    if not any((args.data_dir / f"{args.subset}.{ext}").is_file() for ext in ("wrd", "ltr")):
+        raise FileNotFoundError(f"--subset: no {args.subset}.wrd or {args.subset}.ltr in {args.data_dir}")
+    if args.vocab is not None and not args.vocab.is_file():
+        raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
+    if args.grid and args.decoder != "kenlm":
+        raise ValueError("--grid tunes the LM weight and word score: use it with --decoder kenlm")
+    if args.batch_seconds <= 0:
+        raise ValueError(f"--batch-seconds must be > 0, got {args.batch_seconds}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from speechssl.cli.lm import load_vocab
+    from speechssl.decoding.evaluate import EvaluateConfig, compute_emissions, evaluate
+    from speechssl.decoding.factory import build_decoder
+    from speechssl.decoding.grid import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES, grid_search
+    from speechssl.decoding.inference import load_ctc
+    from speechssl.decoding.report import format_table, write_report
+
+    _check_inputs(args)
+    decoder_config = decoder_config_from_args(args)
+    out_dir = args.out or (args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent) / "decode"
+    device = args.device or default_device()
+    tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
+    loaded = load_ctc(args.checkpoint, device=device, tokenizer=tokenizer)
+    decoder = build_decoder(decoder_config, loaded.tokenizer)
+    eval_config = EvaluateConfig(subset=args.subset, batch_seconds=args.batch_seconds,
+                                 normalize=loaded.emitter.normalize, num_workers=args.num_workers,
+                                 progress=sys.stderr.isatty())
+    data = compute_emissions(loaded.emitter, args.data_dir, loaded.tokenizer, eval_config)
+
+    grid_lines: list[str] = []
+    if args.grid:
+        result = grid_search(decoder, data.emissions, data.references,  # type: ignore[arg-type]
+                             lm_weights=args.grid_lm_weights or DEFAULT_LM_WEIGHTS,
+                             word_scores=args.grid_word_scores or DEFAULT_WORD_SCORES)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        grid_path = out_dir / f"grid-{args.subset}.tsv"
+        grid_path.write_text("lm_weight\tword_score\twer\n" + "".join(
+            f"{p.lm_weight:g}\t{p.word_score:g}\t{100 * p.wer:.2f}\n" for p in result.points))
+        decoder_config.beam.lm_weight = result.best.lm_weight
+        decoder_config.beam.word_score = result.best.word_score
+        grid_lines.append(f"grid: {len(result.points)} settings, best lm_weight {result.best.lm_weight:g} "
+                          f"word_score {result.best.word_score:g} (WER {100 * result.best.wer:.2f} %) -> {grid_path}")
+
+    evaluation = evaluate(decoder, data, progress=sys.stderr.isatty())
+    s = evaluation.score
+    audio = data.audio_seconds
+    speed = {
+        "audio_seconds": round(audio, 3),
+        "model_seconds": round(data.model_seconds, 3),
+        "decode_seconds": round(evaluation.decode_seconds, 3),
+        "model_x_real_time": round(audio / data.model_seconds, 2) if data.model_seconds > 0 else None,
+        "decode_x_real_time": round(audio / evaluation.decode_seconds, 2) if evaluation.decode_seconds > 0 else None,
+        "device": str(device),
+        "checkpoint": str(args.checkpoint),
+        "data_dir": str(args.data_dir),
+        "dropped_utterances": data.num_dropped,
+    }
+    files = write_report(s, out_dir, subset=args.subset, settings=decoder_config.to_dict(), extra=speed,
+                         settings_name=decoder_config.describe())
+    w = s.words
+    rows = [
+        ("subset", f"{args.subset} ({len(s.utterances)} utterances, {audio:.1f} s)"),
+        ("decoder", decoder_config.describe()),
+        ("WER", (f"{100 * s.wer:.2f} %  [{w.errors} / {w.reference_length}: {w.insertions} ins, "
+                 f"{w.deletions} del, {w.substitutions} sub]")),
+        ("CER", f"{100 * s.cer:.2f} %"),
+        ("speed", f"model {speed['model_x_real_time']}x real time, decoder {speed['decode_x_real_time']}x"),
+        ("results", str(files.summary.parent)),
+    ]
+    for line in grid_lines:
+        print(line)
+    print(format_table(rows))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from speechssl.data.audio import AudioError
+
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, AudioError) as exc:
+        print(f"speechssl evaluate: {exc}", file=sys.stderr)
+        return 2

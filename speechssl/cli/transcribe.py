@@ -1,0 +1,99 @@
+"""`speechssl transcribe CKPT AUDIO...`: transcripts with word times for files of any length and format.
+
+    speechssl transcribe exp/ft/checkpoints/best.pt talk.flac
+    speechssl transcribe CKPT a.wav b.ogg --chunk-seconds 20 --overlap 2 --format jsonl > words.jsonl
+    speechssl transcribe CKPT talk.wav --decoder kenlm --lm lm/3gram.arpa --plot talk.png
+
+Audio: anything soundfile reads, at any rate (resampled to 16 kHz), channels averaged. Long files are cut
+into overlapping chunks whose emissions are merged frame-exactly before one decode. ``--format text`` prints
+``FILE<TAB>TRANSCRIPT`` lines; ``jsonl`` prints one JSON object per file with ``words`` (word, start, end in
+seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from speechssl.cli.evaluate import add_decoder_arguments
+
+    parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
+    parser.add_argument("audio", type=Path, nargs="+", help="audio files")
+    parser.add_argument("--chunk-seconds", type=float, default=20.0,
+                        help="chunk length for long audio; 0 = whole file at once (default %(default)s)")
+    parser.add_argument("--overlap", type=float, default=2.0,
+                        help="overlap between chunks in seconds (default %(default)s)")
+    parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
+    parser.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="PNG of emissions and aligned characters (one file: this path; several: "
+                             "PLOT stem + -<audio stem>.png)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_decoder_arguments(parser)
+
+
+def _plot_path(plot: Path, audio: Path, several: bool) -> Path:
+    return plot.with_name(f"{plot.stem}-{audio.stem}.png") if several else plot
+
+
+def _run(args: argparse.Namespace) -> int:
+    from speechssl.cli.evaluate import decoder_config_from_args, default_device
+    from speechssl.cli.lm import load_vocab
+    from speechssl.data.audio import load_audio
+    from speechssl.decoding.factory import build_decoder
+    from speechssl.decoding.inference import load_ctc
+    from speechssl.decoding.transcribe import ChunkConfig, transcribe
+
+    if not args.checkpoint.exists():
+        raise FileNotFoundError(f"CKPT: checkpoint not found: {args.checkpoint}")
+    for path in args.audio:
+        if not path.is_file():
+            raise FileNotFoundError(f"AUDIO: file not found: {path}")
+    if args.vocab is not None and not args.vocab.is_file():
+        raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
+    chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap)
+    chunking.validate()
+    decoder_config = decoder_config_from_args(args)
+    tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
+    loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer)
+    decoder = build_decoder(decoder_config, loaded.tokenizer)
+
+    with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
+        for path in args.audio:
+            waveform = loaded.emitter.prepare(load_audio(path, chunking.sample_rate))
+            if len(waveform) < 400:
+                raise ValueError(f"AUDIO: {path} is shorter than 25 ms ({len(waveform)} samples at 16 kHz)")
+            result = transcribe(waveform, loaded.emitter, decoder, chunking)
+            if args.format == "text":
+                out.write(f"{path}\t{result.text}\n")
+            else:
+                record = {
+                    "audio": str(path), "text": result.text, "duration": round(result.duration, 3),
+                    "chunks": result.num_chunks,
+                    "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)}
+                              for w in result.words],
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            if args.plot is not None:
+                from speechssl.decoding.plot import plot_alignment
+
+                target = _plot_path(args.plot, path, len(args.audio) > 1)
+                plot_alignment(result.emissions, result.hypothesis, loaded.tokenizer, target, title=str(path))
+                print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from speechssl.data.audio import AudioError
+
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, AudioError) as exc:
+        print(f"speechssl transcribe: {exc}", file=sys.stderr)
+        return 2

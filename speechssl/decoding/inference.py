@@ -1,0 +1,159 @@
+"""From waveforms to CTC emissions: padding, batching and the model call, for evaluation and transcription.
+
+``ModelEmitter`` wraps a ``Wav2Vec2ForCTC`` (the contract: ``model(waveforms (B, L), padding_mask (B, L))
+-> CTCOutput(logits (B, T, V), padding_mask (B, T) | None, lengths (B,))``) and returns log-softmax
+emissions with their valid lengths. Anything with the same call signature as ``ModelEmitter.__call__``
+(an ``EmissionModel``) can stand in for it, e.g. a fake model in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechssl.data.audio import normalize_waveform
+
+SAMPLES_PER_FRAME = 320
+"""Total stride of the feature encoder (5*2*2*2*2*2*2)."""
+RECEPTIVE_FIELD = 400
+"""Samples seen by one frame of the feature encoder."""
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames the conv feature encoder gives for ``num_samples``: ``floor((L - 400) / 320) + 1`` (0 if L < 400).
+
+    Layer by layer ``floor((L - k) / s) + 1`` composes to this closed form for the wav2vec 2.0 stack.
+    """
+    return 0 if num_samples < RECEPTIVE_FIELD else (num_samples - RECEPTIVE_FIELD) // SAMPLES_PER_FRAME + 1
+
+
+@dataclass(kw_only=True)
+class Emissions:
+    """CTC log-probabilities of a batch."""
+
+    log_probs: torch.Tensor
+    """``(B, T, V)`` float32 log-softmax over the vocabulary, on the CPU."""
+    lengths: torch.Tensor
+    """``(B,)`` valid frames per utterance."""
+
+
+EmissionModel = Callable[[torch.Tensor, "torch.Tensor | None"], Emissions]
+"""``(waveforms (B, L), padding_mask (B, L) True where padded | None) -> Emissions``."""
+
+
+class ModelEmitter:
+    """Runs a CTC model in inference mode and returns log-softmax emissions.
+
+    Args:
+        model: a ``Wav2Vec2ForCTC`` (or any module with its call contract).
+        device: where to run the model.
+        normalize: zero-mean unit-variance per utterance before the model (fairseq's ``normalize=True``,
+            LARGE models); applied to the unpadded samples only.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu",
+                 normalize: bool = False) -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.normalize = normalize
+
+    @torch.inference_mode()
+    def __call__(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None) -> Emissions:
+        """waveforms ``(B, L)``, padding_mask ``(B, L)`` True where padded -> emissions ``(B, T, V)``."""
+        waveforms = waveforms.to(self.device, torch.float32)
+        if padding_mask is not None:
+            padding_mask = padding_mask.to(self.device)
+            if not bool(padding_mask.any()):
+                # No padding: the unpadded path avoids the padded-batch code of the model (faster, and the
+                # same numbers as single-utterance inference).
+                padding_mask = None
+        output = self.model(waveforms, padding_mask)
+        log_probs = output.logits.float().log_softmax(dim=-1).cpu()  # (B, T, V)
+        if output.lengths is not None:
+            lengths = torch.as_tensor(output.lengths).long().cpu()
+        else:
+            lengths = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.long)
+        return Emissions(log_probs=log_probs, lengths=lengths)
+
+    def prepare(self, waveform: np.ndarray) -> np.ndarray:
+        """Per-utterance preprocessing (normalisation when the model was trained with it)."""
+        return normalize_waveform(waveform) if self.normalize else waveform
+
+
+@dataclass(kw_only=True)
+class PaddedBatch:
+    """Waveforms padded to a common length."""
+
+    waveforms: torch.Tensor
+    """``(B, L_max)`` float32, zero-padded."""
+    padding_mask: torch.Tensor
+    """``(B, L_max)`` bool, True where padded."""
+
+
+def pad_batch(waveforms: Sequence[np.ndarray]) -> PaddedBatch:
+    """List of ``(L_i,)`` float arrays -> a zero-padded batch with its padding mask."""
+    longest = max((len(w) for w in waveforms), default=0)
+    batch = torch.zeros(len(waveforms), longest)
+    mask = torch.ones(len(waveforms), longest, dtype=torch.bool)
+    for i, w in enumerate(waveforms):
+        batch[i, :len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+        mask[i, :len(w)] = False
+    return PaddedBatch(waveforms=batch, padding_mask=mask)
+
+
+def length_sorted_batches(lengths: Sequence[int], max_samples: int) -> Iterator[list[int]]:
+    """Indices grouped longest first so that ``len(batch) * longest <= max_samples`` (one item at least).
+
+    Sorting by length keeps padding small; inference needs no shuffling, so this is simpler than the
+    training sampler (which also buckets and shuffles by seed).
+    """
+    if max_samples <= 0:
+        raise ValueError(f"`max_samples` must be > 0, got {max_samples}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for index in order:
+        longest = lengths[batch[0]] if batch else lengths[index]
+        if batch and (len(batch) + 1) * longest > max_samples:
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
+@dataclass(kw_only=True)
+class LoadedCTC:
+    """A CTC model ready for inference."""
+
+    emitter: ModelEmitter
+    """Waveforms -> emissions."""
+    tokenizer: object
+    """The ``LetterTokenizer`` whose symbols index the model's outputs."""
+    config: object
+    """The model's ``Wav2Vec2Config``."""
+
+
+def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=None) -> LoadedCTC:
+    """Load a CTC checkpoint (speechssl .pt, Hugging Face directory, fairseq .pt) through ``load_model``.
+
+    ``tokenizer`` overrides the checkpoint's vocabulary. Raises ValueError for a pretraining-only checkpoint or
+    one without vocabulary, FileNotFoundError for a missing path.
+    """
+    from speechssl.interop import load_model
+
+    path = Path(src)
+    if not path.exists():
+        raise FileNotFoundError(f"CKPT: checkpoint not found: {path}")
+    loaded = load_model(str(path))
+    if loaded.task != "ctc":
+        raise ValueError(f"CKPT: {path} is a {loaded.task!r} checkpoint; decoding needs a CTC fine-tuned model")
+    tokenizer = tokenizer if tokenizer is not None else loaded.tokenizer
+    if tokenizer is None:
+        raise ValueError(f"CKPT: {path} carries no vocabulary; pass --vocab")
+    normalize = bool(getattr(loaded.config, "normalize", False))
+    return LoadedCTC(emitter=ModelEmitter(loaded.model, device=device, normalize=normalize), tokenizer=tokenizer,
+                     config=loaded.config)

@@ -1,0 +1,167 @@
+"""Transcribing recordings of any length: overlapping chunks, emissions merged frame-exactly, one decode.
+
+A long recording is cut into chunks of ``chunk_seconds`` that overlap by ``overlap_seconds``. Chunk starts are
+multiples of 320 samples, so chunk frame ``j`` is exactly global frame ``start / 320 + j`` (the conv encoder
+is shift-equivariant by its total stride). In each overlap the frames of the earlier chunk are kept up to the
+middle of the overlap and those of the later chunk after it, so every frame away from a chunk edge sees at
+least half the overlap of context on both sides. The merged ``(T, V)`` emissions are decoded once, so a word
+that straddles a seam is decoded once: nothing is dropped or repeated, and word times come from one
+monotonic frame path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from speechssl.decoding.ctc import FRAME_SHIFT_SECONDS, CTCDecoder, Hypothesis, WordSpan
+from speechssl.decoding.inference import SAMPLES_PER_FRAME, EmissionModel, num_frames, pad_batch
+
+
+@dataclass(kw_only=True)
+class ChunkConfig:
+    """How to cut long audio."""
+
+    chunk_seconds: float = 20.0
+    """Chunk length; 0 or less means no chunking (the whole recording at once)."""
+    overlap_seconds: float = 2.0
+    """Overlap between consecutive chunks (at least one frame is kept so no frame is lost at a seam)."""
+    sample_rate: int = 16000
+    """Sampling rate of the waveforms."""
+    batch_size: int = 4
+    """Chunks of equal length run through the model together."""
+
+    def validate(self) -> None:
+        if self.chunk_seconds > 0:
+            if self.overlap_seconds < 0:
+                raise ValueError(f"`overlap_seconds` must be >= 0, got {self.overlap_seconds}")
+            if self.overlap_seconds >= self.chunk_seconds / 2:
+                raise ValueError(f"`overlap_seconds` must be < chunk_seconds / 2 = {self.chunk_seconds / 2}, "
+                                 f"got {self.overlap_seconds}")
+            if self.chunk_samples < 4 * SAMPLES_PER_FRAME:
+                raise ValueError(f"`chunk_seconds` must give at least 4 frames, got {self.chunk_seconds}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"`sample_rate` must be > 0, got {self.sample_rate}")
+        if self.batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}")
+
+    @property
+    def chunk_samples(self) -> int:
+        """Chunk length rounded down to whole frames."""
+        return int(self.chunk_seconds * self.sample_rate) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
+
+    @property
+    def overlap_samples(self) -> int:
+        """Overlap rounded to whole frames, at least one frame: a frame needs 400 samples, so chunks that
+        only touch would leave the frame across the seam uncomputed."""
+        frames = round(self.overlap_seconds * self.sample_rate / SAMPLES_PER_FRAME)
+        return max(1, frames) * SAMPLES_PER_FRAME
+
+
+@dataclass(kw_only=True)
+class Chunk:
+    """A span of the recording run through the model on its own."""
+
+    start: int
+    """First sample (a multiple of 320)."""
+    end: int
+    """One past the last sample."""
+
+    @property
+    def start_frame(self) -> int:
+        return self.start // SAMPLES_PER_FRAME
+
+
+def plan_chunks(num_samples: int, config: ChunkConfig) -> list[Chunk]:
+    """Chunk spans covering ``num_samples``; the last chunk ends at the end and is at least a full chunk long."""
+    config.validate()
+    size = config.chunk_samples
+    if config.chunk_seconds <= 0 or num_samples <= size:
+        return [Chunk(start=0, end=num_samples)]
+    step = size - config.overlap_samples
+    chunks: list[Chunk] = []
+    start = 0
+    while start + size < num_samples:
+        chunks.append(Chunk(start=start, end=start + size))
+        start += step
+    last_start = (num_samples - size) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
+    if chunks and chunks[-1].start >= last_start:
+        chunks.pop()
+    chunks.append(Chunk(start=last_start, end=num_samples))
+    return chunks
+
+
+def merge_emissions(chunks: list[Chunk], emissions: list[torch.Tensor], total_frames: int) -> torch.Tensor:
+    """Per-chunk ``(T_k, V)`` -> ``(total_frames, V)``, cutting each overlap in its middle.
+
+    Raises ValueError if the chunks leave a frame uncovered (a gap) or do not end at ``total_frames``.
+    """
+    if len(chunks) != len(emissions):
+        raise ValueError(f"{len(chunks)} chunks but {len(emissions)} emissions")
+    pieces: list[torch.Tensor] = []
+    position = 0  # next global frame to fill
+    for k, (chunk, frames) in enumerate(zip(chunks, emissions)):
+        first, stop = chunk.start_frame, chunk.start_frame + frames.shape[0]
+        if k + 1 < len(chunks):
+            next_first = chunks[k + 1].start_frame
+            if next_first > stop:
+                raise ValueError(f"chunks {k} and {k + 1} leave frames {stop}..{next_first - 1} uncovered")
+            cut = (next_first + stop) // 2  # middle of the overlap [next_first, stop)
+        else:
+            cut = stop
+        if first > position:
+            raise ValueError(f"frame {position} is not covered by any chunk")
+        pieces.append(frames[position - first:cut - first])
+        position = cut
+    if position != total_frames:
+        raise ValueError(f"merged {position} frames, expected {total_frames}")
+    return torch.cat(pieces, dim=0)
+
+
+@dataclass(kw_only=True)
+class Transcript:
+    """The transcription of one recording."""
+
+    text: str
+    """Words separated by spaces."""
+    words: list[WordSpan]
+    """Words with start/end times in seconds (monotonic)."""
+    duration: float
+    """Length of the recording in seconds."""
+    num_chunks: int
+    """Chunks the recording was cut into."""
+    hypothesis: Hypothesis
+    """The full decoder output (tokens, token spans, score)."""
+    emissions: torch.Tensor = field(repr=False)
+    """Merged ``(T, V)`` log-probs, for plotting."""
+
+
+def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkConfig) -> torch.Tensor:
+    """``(L,)`` waveform -> merged ``(T, V)`` emissions computed chunk by chunk."""
+    chunks = plan_chunks(len(waveform), config)
+    per_chunk: list[torch.Tensor | None] = [None] * len(chunks)
+    # Equal-length chunks are batched without padding, so each gives what it would alone.
+    by_length: dict[int, list[int]] = {}
+    for k, chunk in enumerate(chunks):
+        by_length.setdefault(chunk.end - chunk.start, []).append(k)
+    for indices in by_length.values():
+        for i in range(0, len(indices), config.batch_size):
+            group = indices[i:i + config.batch_size]
+            batch = pad_batch([waveform[chunks[k].start:chunks[k].end] for k in group])  # (b, L_chunk)
+            out = model(batch.waveforms, None)
+            for row, k in enumerate(group):
+                per_chunk[k] = out.log_probs[row, :int(out.lengths[row])]  # (T_k, V)
+    return merge_emissions(chunks, per_chunk, num_frames(len(waveform)))
+
+
+def transcribe(waveform: np.ndarray, model: EmissionModel, decoder: CTCDecoder, config: ChunkConfig,
+               *, frame_shift: float = FRAME_SHIFT_SECONDS) -> Transcript:
+    """Transcribe a mono waveform ``(L,)`` at ``config.sample_rate`` (already normalised if the model wants)."""
+    config.validate()
+    emissions = chunked_emissions(np.asarray(waveform, dtype=np.float32), model, config)  # (T, V)
+    hypothesis = decoder.decode(emissions.unsqueeze(0), torch.tensor([emissions.shape[0]]))[0]
+    return Transcript(text=hypothesis.text, words=hypothesis.words, duration=len(waveform) / config.sample_rate,
+                      num_chunks=len(plan_chunks(len(waveform), config)), hypothesis=hypothesis,
+                      emissions=emissions)

@@ -1,0 +1,101 @@
+"""The evaluate / transcribe / lm command lines on a fake model (load_model patched) and real audio files."""
+
+import json
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechssl.cli.main import main
+
+UTTERANCES = [  # (spoken text, reference)
+    ("THE CAT SAT", "THE CAT SAT"),
+    ("A DOG", "A DOG"),
+    ("THE HAT SAT ON A MAT", "THE CAT SAT ON THE MAT"),
+    ("HELLO", "HELLO WORLD"),
+]
+
+
+@pytest.fixture
+def data_dir(tmp_path, tokenizer, text_frames, fake_waveform):
+    root = tmp_path / "data"
+    (root / "audio").mkdir(parents=True)
+    lines = [str(root / "audio")]
+    for i, (spoken, _) in enumerate(UTTERANCES):
+        frames = ["-"] * 10 + text_frames(spoken) + ["-"] * (10 + 7 * i)  # lengths differ: batches pad
+        tokens = [tokenizer.blank_index if f == "-" else tokenizer.symbols.index(f) for f in frames]
+        wave = fake_waveform(tokens, seed=i)
+        # FLOAT wav keeps the samples the fake model reads exactly.
+        sf.write(root / "audio" / f"u{i}.wav", wave, 16000, subtype="FLOAT")
+        lines.append(f"u{i}.wav\t{len(wave)}")
+    (root / "test.tsv").write_text("\n".join(lines) + "\n")
+    (root / "test.wrd").write_text("".join(ref + "\n" for _, ref in UTTERANCES))
+    return root
+
+
+def test_evaluate_cli_writes_reports_equal_to_jiwer(fake_checkpoint, data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--subset", "test", "--out", str(out),
+               "--batch-seconds", "1.0"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary-test.json").read_text())
+    rows = [line.split("\t") for line in (out / "utterances-test.tsv").read_text().splitlines()[1:]]
+    assert [r[0] for r in rows] == ["u0.wav", "u1.wav", "u2.wav", "u3.wav"]
+    assert [r[2] for r in rows] == [spoken for spoken, _ in UTTERANCES]
+    expected = jiwer.wer([r[1] for r in rows], [r[2] for r in rows])
+    assert summary["wer_fraction"] == pytest.approx(expected)
+    assert f"{100 * expected:.2f} %" in printed
+    assert summary["words"]["errors"] == 3 and summary["words"]["reference_length"] == 13
+    assert (out / "wer-summary-test.txt").read_text().splitlines()[1] == f"viterbi\t{100 * expected:.2f}"
+    for name in ("recogs-test.txt", "errs-test.txt"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_evaluate_cli_kenlm_with_grid(fake_checkpoint, data_dir, tmp_path, capsys):
+    text = tmp_path / "train.wrd"
+    text.write_text("THE CAT SAT ON THE MAT\nA DOG\nTHE CAT SAT\nHELLO WORLD\n" * 2)
+    arpa = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(text), str(arpa), "--order", "3"]) == 0
+    out = tmp_path / "out"
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--out", str(out), "--decoder", "kenlm",
+               "--lm", str(arpa), "--grid", "--grid-lm-weights", "0,1", "--grid-word-scores", "0", "--beam", "8"])
+    assert rc == 0
+    grid = (out / "grid-test.tsv").read_text().splitlines()
+    assert grid[0] == "lm_weight\tword_score\twer" and len(grid) == 3
+    summary = json.loads((out / "summary-test.json").read_text())
+    assert summary["settings"]["decoder"] == "kenlm" and summary["settings"]["lm_weight"] in (0.0, 1.0)
+    rows = [line.split("\t") for line in (out / "utterances-test.tsv").read_text().splitlines()[1:]]
+    assert summary["wer_fraction"] == pytest.approx(jiwer.wer([r[1] for r in rows], [r[2] for r in rows]))
+
+
+def test_evaluate_cli_missing_lm_is_one_line_naming_flag_and_path(fake_checkpoint, data_dir, capsys):
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--decoder", "kenlm", "--lm", "/nope/lm.arpa"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == "speechssl evaluate: --lm: file not found: /nope/lm.arpa"
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--subset", "dev"])
+    assert rc == 2 and "dev.tsv" in capsys.readouterr().err
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--decoder", "kenlm"])
+    assert rc == 2 and "--lm" in capsys.readouterr().err
+
+
+def test_transcribe_cli_jsonl_any_rate_and_plot(fake_checkpoint, data_dir, tmp_path, capsys):
+    wav = data_dir / "audio" / "u2.wav"
+    plot = tmp_path / "plot.png"
+    rc = main(["transcribe", str(fake_checkpoint), str(wav), "--format", "jsonl", "--plot", str(plot)])
+    assert rc == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    assert record["text"] == "THE HAT SAT ON A MAT"
+    assert [w["word"] for w in record["words"]] == record["text"].split()
+    assert all(a["end"] <= b["start"] for a, b in zip(record["words"], record["words"][1:]))
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    # Stereo 8 kHz FLAC: read, averaged, resampled (the fake model then sees other numbers; only the plumbing
+    # is checked here).
+    data, _ = sf.read(wav, dtype="float32")
+    flac = tmp_path / "x.flac"
+    sf.write(flac, np.stack([data[::2], data[::2]], axis=1), 8000)
+    assert main(["transcribe", str(fake_checkpoint), str(flac)]) == 0
+    assert capsys.readouterr().out.startswith(f"{flac}\t")
+    assert main(["transcribe", str(fake_checkpoint), str(tmp_path / "missing.wav")]) == 2
+    assert "missing.wav" in capsys.readouterr().err

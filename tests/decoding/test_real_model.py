@@ -1,0 +1,108 @@
+"""End to end on a real (tiny, random) Wav2Vec2ForCTC saved as a speechssl checkpoint."""
+
+import dataclasses
+import json
+from itertools import pairwise
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechssl.cli.main import main
+from speechssl.models import Wav2Vec2ForCTC, get_preset
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    cfg = get_preset("tiny")
+    model = Wav2Vec2ForCTC(cfg, len(tokenizer))
+    with torch.no_grad():  # a head that prefers letters over blank, so hypotheses are not empty
+        model.head.bias[tokenizer.blank_index] = -2.0
+    path = tmp_path / "ckpt" / "tiny.pt"
+    path.parent.mkdir()
+    torch.save({"format": "speechssl", "version": 1, "task": "ctc", "model_config": dataclasses.asdict(cfg),
+                "vocab": list(tokenizer.symbols), "blank": tokenizer.blank, "model": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data"
+    root.mkdir()
+    lines = [str(root)]
+    refs = ["HELLO WORLD", "A B C", "GOOD MORNING", "YES"]
+    for i, seconds in enumerate([1.0, 1.7, 0.6, 1.3]):
+        n = int(seconds * 16000)
+        sf.write(root / f"u{i}.flac", rng.uniform(-0.4, 0.4, n).astype(np.float32), 16000)
+        lines.append(f"u{i}.flac\t{n}")
+    (root / "test.tsv").write_text("\n".join(lines) + "\n")
+    (root / "test.wrd").write_text("\n".join(refs) + "\n")
+    return root
+
+
+def test_evaluate_real_tiny_model_batched_equals_one_by_one(tiny_checkpoint, tiny_data, tmp_path, capsys):
+    outputs = {}
+    for name, batch_seconds in (("batched", "100"), ("single", "0.5")):
+        out = tmp_path / name
+        assert main(["evaluate", str(tiny_checkpoint), str(tiny_data), "--out", str(out), "--device", "cpu",
+                     "--batch-seconds", batch_seconds]) == 0
+        rows = [line.split("\t") for line in (out / "utterances-test.tsv").read_text().splitlines()[1:]]
+        summary = json.loads((out / "summary-test.json").read_text())
+        assert summary["wer_fraction"] == pytest.approx(jiwer.wer([r[1] for r in rows], [r[2] for r in rows]))
+        outputs[name] = [r[2] for r in rows]
+    # Padding in a batch must not change any hypothesis.
+    assert outputs["batched"] == outputs["single"]
+    assert any(outputs["batched"])
+
+
+def test_transcribe_real_tiny_model_chunked(tiny_checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    wav = tmp_path / "long.wav"
+    sf.write(wav, rng.uniform(-0.4, 0.4, 12 * 16000).astype(np.float32), 16000)
+    records = {}
+    for name, chunk in (("whole", "0"), ("chunked", "4")):
+        assert main(["transcribe", str(tiny_checkpoint), str(wav), "--format", "jsonl", "--device", "cpu",
+                     "--chunk-seconds", chunk, "--overlap", "1"]) == 0
+        records[name] = json.loads(capsys.readouterr().out)
+    assert records["whole"]["chunks"] == 1 and records["chunked"]["chunks"] == 4
+    for record in records.values():
+        words = record["words"]
+        assert words and [w["word"] for w in words] == record["text"].split()
+        assert all(a["end"] <= b["start"] for a, b in pairwise(words))
+        assert 0 <= words[0]["start"] and words[-1]["end"] <= 12.0
+
+
+def test_features_cli_on_a_checkpoint(tiny_checkpoint, tiny_data, tmp_path, capsys):
+    out = tmp_path / "feats"
+    assert main(["features", str(tiny_checkpoint), str(tiny_data), "--subset", "test", "--layers", "0,2",
+                 "--out", str(out), "--device", "cpu"]) == 0
+    index = (out / "test" / "index.tsv").read_text().splitlines()
+    total = sum(int(line.split("\t")[2]) for line in index[1:])
+    assert np.load(out / "test" / "layer2.npy").shape == (total, 32)
+    assert main(["features", str(tiny_checkpoint), str(tiny_data), "--subset", "test", "--layers", "5",
+                 "--out", str(out)]) == 2
+    assert "`layers`" in capsys.readouterr().err
+
+
+def test_chunked_emissions_are_frame_exact_for_a_local_real_model():
+    """With attention switched off (out_proj = 0) the tiny model only sees +-8 frames (positional conv) and
+    no whole-utterance statistics (layer_norm extractor), so chunking with 1 s overlap must reproduce the
+    unchunked emissions exactly: this checks the sample -> frame mapping and the merge on the real encoder."""
+    from speechssl.decoding.inference import ModelEmitter
+    from speechssl.decoding.transcribe import ChunkConfig, chunked_emissions
+
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(get_preset("tiny").replace(extractor_mode="layer_norm", conv_bias=True), 32)
+    for layer in model.encoder.context.layers:
+        torch.nn.init.zeros_(layer.attn.out_proj.weight)
+        torch.nn.init.zeros_(layer.attn.out_proj.bias)
+    emitter = ModelEmitter(model)
+    wave = np.random.default_rng(0).standard_normal(16000 * 15 + 123).astype(np.float32) * 0.1
+    whole = chunked_emissions(wave, emitter, ChunkConfig(chunk_seconds=0))
+    chunked = chunked_emissions(wave, emitter, ChunkConfig(chunk_seconds=5, overlap_seconds=1))
+    assert chunked.shape == whole.shape
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)
