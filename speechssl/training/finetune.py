@@ -24,15 +24,17 @@ def build_ctc_model(cfg: FinetuneConfig, vocab_size: int, tokenizer_symbols: lis
     """A CTC model from `init` (pretraining or CTC checkpoint; HF or fairseq too) or from the preset."""
     from speechssl.models import Wav2Vec2ForCTC, get_preset
 
+    # The feature encoder is always frozen in fine-tuning (fairseq sets feature_grad_mult 0): it then runs
+    # without gradient, which also saves most of the backward pass.
     if not cfg.init:
-        model_cfg = apply_overrides(get_preset(cfg.model.preset), cfg.model.overrides)
+        model_cfg = apply_overrides(get_preset(cfg.model.preset), {**cfg.model.overrides, "feature_grad_mult": 0.0})
         model_cfg.validate()
         return Wav2Vec2ForCTC(model_cfg, vocab_size)
     from speechssl.interop import load_model
 
     loaded = load_model(cfg.init)
     # Fine-tuning overrides (dropouts, masking, layerdrop) apply on top of the pretrained architecture.
-    model_cfg = apply_overrides(loaded.config, cfg.model.overrides)
+    model_cfg = apply_overrides(loaded.config, {**cfg.model.overrides, "feature_grad_mult": 0.0})
     model_cfg.validate()
     model = Wav2Vec2ForCTC(model_cfg, vocab_size)
     if loaded.task == "ctc":

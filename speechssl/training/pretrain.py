@@ -18,6 +18,10 @@ from speechssl.training.loop import StepOutput
 LN2 = math.log(2)
 
 
+def _scalar(value: Any) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
 def mask_seed(seed: int, num_updates: int, utterance_id: int) -> int:
     """A per-utterance mask seed: masks then depend on (seed, update, utterance), never on the batch an
     utterance shares or the rank it lands on, so accumulation and DDP see the same masks as one big batch."""
@@ -78,14 +82,14 @@ class PretrainTask:
         n = float(out.sample_size)
         # Per-batch values (perplexities, temperature) are weighted by sample size so sums average right.
         return {
-            "contrastive_loss": float(out.contrastive_loss),
-            "diversity": float(out.diversity_loss) * n,
-            "feature_penalty": float(out.feature_penalty) * n,
-            "num_correct": float(out.num_correct),
-            "num_count": float(out.num_count),
-            "code_perplexity": float(out.code_perplexity) * n,
-            "prob_perplexity": float(out.prob_perplexity) * n,
-            "temperature": float(out.temperature) * n,
+            "contrastive_loss": _scalar(out.contrastive_loss),
+            "diversity": _scalar(out.diversity_loss) * n,
+            "feature_penalty": _scalar(out.feature_penalty) * n,
+            "num_correct": _scalar(out.num_correct),
+            "num_count": _scalar(out.num_count),
+            "code_perplexity": _scalar(out.code_perplexity) * n,
+            "prob_perplexity": _scalar(out.prob_perplexity) * n,
+            "temperature": _scalar(out.temperature) * n,
         }
 
     def reduce(self, sums: dict[str, float], sample_size: float) -> dict[str, float]:

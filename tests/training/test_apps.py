@@ -139,3 +139,68 @@ def test_ddp_matches_single_process(tone_corpus, tmp_path):
         assert (g is None) == (h is None)
         if g is not None:
             assert float((g - h).norm()) <= 1e-4 * float(g.norm()) + 1e-6, (g - h).abs().max()
+
+
+def test_finetune_freezes_then_learns(tone_corpus, tmp_path):
+    """From a pretrained checkpoint: the encoder is untouched for freeze_finetune_updates, the feature encoder
+    for the whole run, and validation WER falls below 100 %."""
+    pt_dir = tmp_path / "pt"
+    pre = _run_cli(["pretrain", f"data.dir={tone_corpus}", *PRETRAIN, "trainer.max_updates=10",
+                    f"trainer.run_dir={pt_dir}"])
+    assert pre.returncode == 0, pre.stderr[-3000:]
+    pretrained = load_checkpoint(pt_dir / "checkpoints/checkpoint_last.pt")["model"]
+    ft_dir = tmp_path / "ft"
+    overrides = [f"data.dir={tone_corpus}", *COMMON, f"init={pt_dir / 'checkpoints/checkpoint_last.pt'}",
+                 "freeze_finetune_updates=20", "trainer.max_updates=200", "trainer.save_interval=20",
+                 "trainer.valid_interval=200", "trainer.keep_interval_checkpoints=-1", "optim.lr=2e-3",
+                 "model.feature_grad_mult=0.0", "model.mask_prob=0.1", "model.mask_length=2",
+                 # fairseq's fine-tuning dropouts (all 0 but activation dropout); layerdrop off for a short run
+                 "model.dropout=0.0", "model.dropout_input=0.0", "model.dropout_features=0.0",
+                 "model.attention_dropout=0.0", "model.encoder_layerdrop=0.0",
+                 "data.max_tokens=60000", f"trainer.run_dir={ft_dir}"]
+    trainer = _trainer("finetune", overrides)
+    summary = trainer.fit()
+    assert summary["updates"] == 200
+    ckpts = {n: load_checkpoint(ft_dir / f"checkpoints/checkpoint_{n}.pt")["model"] for n in (20, 40, 200)}
+    encoder_keys = [k for k in pretrained if k.startswith("encoder.")]
+    feature_keys = [k for k in encoder_keys if k.startswith("encoder.feature_encoder.")]
+    assert feature_keys and len(encoder_keys) > len(feature_keys)
+    for k in encoder_keys:  # frozen: bit-identical to the pretrained weights after 20 updates
+        assert torch.equal(ckpts[20][k], pretrained[k]), k
+    assert not torch.equal(ckpts[20]["head.weight"], ckpts[40]["head.weight"])
+    changed = [k for k in encoder_keys if k not in feature_keys and not torch.equal(ckpts[40][k], pretrained[k])]
+    assert changed  # unfrozen after 20 updates
+    for k in feature_keys:  # feature encoder frozen throughout
+        assert torch.equal(ckpts[200][k], pretrained[k]), k
+    valid = [r for r in _read_log(ft_dir) if r["split"] == "valid"]
+    assert valid and valid[-1]["wer"] < 100.0, valid
+
+
+def _read_log(run_dir):
+    from speechssl.training.logging import read_log
+
+    return read_log(run_dir)
+
+
+def test_nan_batch_is_skipped_and_counted(tone_corpus, tmp_path):
+    trainer = _trainer("finetune", [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=10",
+                                    f"trainer.run_dir={tmp_path}", "trainer.max_consecutive_nonfinite=2"])
+    ds = trainer.task.train_loader.dataset
+    good = ds.collate([ds[i] for i in range(4)])
+    trainer.train_update([good])
+    before = _params(trainer.model.state_dict())
+    adam_before = {k: v["exp_avg"].clone() for k, v in trainer.optimizer.state_dict()["state"].items()}
+    bad = ds.collate([ds[i] for i in range(4)])
+    bad.waveforms[1, 100:200] = float("nan")
+    stats = trainer.train_update([bad])
+    assert stats["skipped"] == 1 and trainer.state.skipped_nonfinite == 1
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    for k, v in trainer.optimizer.state_dict()["state"].items():
+        assert torch.equal(v["exp_avg"], adam_before[k])
+    assert trainer.train_update([good])["skipped"] == 0  # training goes on
+    from speechssl.training.loop import NonFiniteError
+
+    trainer.train_update([bad])
+    with pytest.raises(NonFiniteError, match="non-finite updates in a row"):
+        trainer.train_update([bad])
