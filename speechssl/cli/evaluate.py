@@ -3,10 +3,12 @@
     speechssl evaluate exp/ft/checkpoints/best.pt data/an4 --subset test
     speechssl evaluate CKPT DATA_DIR --subset dev --decoder kenlm --lm lm/3gram.arpa --grid
     speechssl evaluate CKPT DATA_DIR --subset test --decoder kenlm --lm lm/3gram.arpa --lm-weight 2 --word-score -1
+    speechssl evaluate CKPT DATA_DIR --subset dev-other,dev-clean,test-clean,test-other --decoder kenlm --lm LM --grid
 
-Writes recogs-, errs-, wer-summary-, utterances- and summary- files for the subset into --out (default: a
-``decode`` directory beside the checkpoint) and prints a short table. ``--grid`` tunes the LM weight and word
-score on the subset first (use a dev subset) and reports the best setting.
+Writes recogs-, errs-, wer-summary-, utterances- and summary- files for each subset into --out (default: a
+``decode`` directory beside the checkpoint) and prints a short table per subset. Several comma-separated
+subsets are decoded with one model load. ``--grid`` tunes the LM weight and word score on the (first) subset
+(use a dev subset) and decodes every subset with the best setting.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def default_device() -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
     parser.add_argument("data_dir", type=Path, help="directory with <subset>.tsv and <subset>.wrd/.ltr")
-    parser.add_argument("--subset", default="test", help="manifest name (default %(default)s)")
+    parser.add_argument("--subset", default="test",
+                        help="manifest name, or comma-separated names decoded in turn (default %(default)s)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results directory (default: 'decode' beside the checkpoint)")
     parser.add_argument("--batch-seconds", type=float, default=200.0,
@@ -77,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--num-workers", type=int, default=0, help="audio loading processes (default 0)")
     parser.add_argument("--grid", action="store_true",
-                        help="tune --lm-weight and --word-score on this subset first (kenlm decoder)")
+                        help="tune --lm-weight and --word-score on the (first) subset, then decode every subset "
+                             "with the best setting (kenlm decoder)")
     parser.add_argument("--grid-lm-weights", type=_floats, default=None,
                         help="comma-separated LM weights to try (default 0,0.5,1,1.5,2,3,4,5)")
     parser.add_argument("--grid-word-scores", type=_floats, default=None,
@@ -85,16 +89,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_decoder_arguments(parser)
 
 
+def _subsets(text: str) -> list[str]:
+    """``--subset`` value -> subset names (comma-separated, in order, duplicates dropped)."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise ValueError(f"--subset: expected a manifest name or comma-separated names, got {text!r}")
+    return names
+
+
 def _check_inputs(args: argparse.Namespace) -> None:
     if not args.checkpoint.exists():
         raise FileNotFoundError(f"CKPT: checkpoint not found: {args.checkpoint}")
     if not args.data_dir.is_dir():
         raise FileNotFoundError(f"DATA_DIR: directory not found: {args.data_dir}")
-    manifest = args.data_dir / f"{args.subset}.tsv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"--subset: manifest not found: {manifest}")
-    if not any((args.data_dir / f"{args.subset}.{ext}").is_file() for ext in ("wrd", "ltr")):
-        raise FileNotFoundError(f"--subset: no {args.subset}.wrd or {args.subset}.ltr in {args.data_dir}")
+    for subset in _subsets(args.subset):
+        manifest = args.data_dir / f"{subset}.tsv"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"--subset: manifest not found: {manifest}")
+        if not any((args.data_dir / f"{subset}.{ext}").is_file() for ext in ("wrd", "ltr")):
+            raise FileNotFoundError(f"--subset: no {subset}.wrd or {subset}.ltr in {args.data_dir}")
     if args.vocab is not None and not args.vocab.is_file():
         raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
     if args.grid and args.decoder != "kenlm":
@@ -105,11 +118,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from speechssl.cli.lm import load_vocab
-    from speechssl.decoding.evaluate import EvaluateConfig, compute_emissions, evaluate
     from speechssl.decoding.factory import build_decoder
-    from speechssl.decoding.grid import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES, grid_search
     from speechssl.decoding.inference import load_ctc
-    from speechssl.decoding.report import format_table, write_report
 
     _check_inputs(args)
     decoder_config = decoder_config_from_args(args)
@@ -118,18 +128,33 @@ def _run(args: argparse.Namespace) -> int:
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
     loaded = load_ctc(args.checkpoint, device=device, tokenizer=tokenizer)
     decoder = build_decoder(decoder_config, loaded.tokenizer)
-    eval_config = EvaluateConfig(subset=args.subset, batch_seconds=args.batch_seconds,
+    for index, subset in enumerate(_subsets(args.subset)):
+        if index:
+            print()
+        _evaluate_subset(args, subset, loaded, decoder, decoder_config, out_dir, device, grid=args.grid and not index)
+    return 0
+
+
+def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, decoder_config, out_dir: Path,
+                     device: str, *, grid: bool) -> None:
+    """Decode one subset and write its reports; with ``grid``, tune the LM weight and word score on it first
+    (the best setting then stays in ``decoder_config`` for the subsets that follow)."""
+    from speechssl.decoding.evaluate import EvaluateConfig, compute_emissions, evaluate
+    from speechssl.decoding.grid import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES, grid_search
+    from speechssl.decoding.report import format_table, write_report
+
+    eval_config = EvaluateConfig(subset=subset, batch_seconds=args.batch_seconds,
                                  normalize=loaded.emitter.normalize, num_workers=args.num_workers,
                                  progress=sys.stderr.isatty())
     data = compute_emissions(loaded.emitter, args.data_dir, loaded.tokenizer, eval_config)
 
     grid_lines: list[str] = []
-    if args.grid:
+    if grid:
         result = grid_search(decoder, data.emissions, data.references,  # type: ignore[arg-type]
                              lm_weights=args.grid_lm_weights or DEFAULT_LM_WEIGHTS,
                              word_scores=args.grid_word_scores or DEFAULT_WORD_SCORES)
         out_dir.mkdir(parents=True, exist_ok=True)
-        grid_path = out_dir / f"grid-{args.subset}.tsv"
+        grid_path = out_dir / f"grid-{subset}.tsv"
         grid_path.write_text("lm_weight\tword_score\twer\n" + "".join(
             f"{p.lm_weight:g}\t{p.word_score:g}\t{100 * p.wer:.2f}\n" for p in result.points))
         decoder_config.beam.lm_weight = result.best.lm_weight
@@ -151,11 +176,11 @@ def _run(args: argparse.Namespace) -> int:
         "data_dir": str(args.data_dir),
         "dropped_utterances": data.num_dropped,
     }
-    files = write_report(s, out_dir, subset=args.subset, settings=decoder_config.to_dict(), extra=speed,
+    files = write_report(s, out_dir, subset=subset, settings=decoder_config.to_dict(), extra=speed,
                          settings_name=decoder_config.describe())
     w = s.words
     rows = [
-        ("subset", f"{args.subset} ({len(s.utterances)} utterances, {audio:.1f} s)"),
+        ("subset", f"{subset} ({len(s.utterances)} utterances, {audio:.1f} s)"),
         ("decoder", decoder_config.describe()),
         ("WER", (f"{100 * s.wer:.2f} %  [{w.errors} / {w.reference_length}: {w.insertions} ins, "
                  f"{w.deletions} del, {w.substitutions} sub]")),
@@ -166,7 +191,6 @@ def _run(args: argparse.Namespace) -> int:
     for line in grid_lines:
         print(line)
     print(format_table(rows))
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:

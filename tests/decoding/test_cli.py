@@ -99,3 +99,27 @@ def test_transcribe_cli_jsonl_any_rate_and_plot(fake_checkpoint, data_dir, tmp_p
     assert capsys.readouterr().out.startswith(f"{flac}\t")
     assert main(["transcribe", str(fake_checkpoint), str(tmp_path / "missing.wav")]) == 2
     assert "missing.wav" in capsys.readouterr().err
+
+
+def test_evaluate_cli_several_subsets_grid_on_the_first(fake_checkpoint, data_dir, tmp_path):
+    for ext in ("tsv", "wrd"):  # a second subset: the first two utterances
+        lines = (data_dir / f"test.{ext}").read_text().splitlines()
+        (data_dir / f"dev.{ext}").write_text("\n".join(lines[:3] if ext == "tsv" else lines[:2]) + "\n")
+    text = tmp_path / "train.wrd"
+    text.write_text("THE CAT SAT ON THE MAT\nA DOG\nTHE CAT SAT\nHELLO WORLD\n" * 2)
+    arpa = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(text), str(arpa), "--order", "3"]) == 0
+    out = tmp_path / "out"
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--subset", "dev,test", "--out", str(out),
+               "--decoder", "kenlm", "--lm", str(arpa), "--grid", "--grid-lm-weights", "0,1",
+               "--grid-word-scores", "0,1", "--beam", "8"])
+    assert rc == 0
+    assert (out / "grid-dev.tsv").is_file() and not (out / "grid-test.tsv").exists()
+    dev, test = (json.loads((out / f"summary-{s}.json").read_text()) for s in ("dev", "test"))
+    assert (dev["utterances"], test["utterances"]) == (2, 4)
+    best = min((line.split("\t") for line in (out / "grid-dev.tsv").read_text().splitlines()[1:]),
+               key=lambda row: float(row[2]))
+    for summary in (dev, test):  # the setting tuned on dev decodes test too
+        assert (summary["settings"]["lm_weight"], summary["settings"]["word_score"]) == (float(best[0]),
+                                                                                          float(best[1]))
+    assert main(["evaluate", str(fake_checkpoint), str(data_dir), "--subset", "dev,nope"]) == 2
