@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from speechssl.data.dummies import commonvoice_table, librispeech_chapter
 from speechssl.data.manifest import read_letter_dict, read_manifest, read_split
 from speechssl.data.prepare.an4 import parse_transcription, prepare_an4
 from speechssl.data.prepare.commonvoice import prepare_commonvoice
@@ -10,20 +11,12 @@ from speechssl.data.prepare.librispeech import prepare_librispeech
 QUIET = {"progress": False, "echo": False}
 
 
-def _chapter(write_audio, directory, speaker, chapter, texts, seconds=0.1):
-    lines = []
-    for k, text in enumerate(texts):
-        uid = f"{speaker}-{chapter}-{k:04d}"
-        write_audio(directory / f"{uid}.flac", np.full(int(16000 * seconds), 0.01, np.float32), 16000)
-        lines.append(f"{uid} {text}")
-    (directory / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
-
-
 def test_librispeech_tree(tmp_path, write_audio):
     base = tmp_path / "corpus/LibriSpeech"
-    _chapter(write_audio, base / "train-clean-100/19/198", "19", "198", ["NORTHANGER ABBEY", "CHAPTER ONE"])
-    _chapter(write_audio, base / "train-clean-100/26/495", "26", "495", ["HELLO"])
-    _chapter(write_audio, base / "dev-clean/84/121123", "84", "121123", ["GO DO YOU HEAR"])
+    librispeech_chapter(base / "train-clean-100/19/198", "19", "198", ["NORTHANGER ABBEY", "CHAPTER ONE"],
+                        seconds=0.1)
+    librispeech_chapter(base / "train-clean-100/26/495", "26", "495", ["HELLO"], seconds=0.1)
+    librispeech_chapter(base / "dev-clean/84/121123", "84", "121123", ["GO DO YOU HEAR"], seconds=0.1)
     write_audio(base / "dev-clean/84/121123/84-121123-0099.flac", np.zeros(800, np.float32), 16000)  # no text
     report = prepare_librispeech(tmp_path / "corpus", tmp_path / "out", subsets=["train-clean-100", "dev-clean"],
                                  **QUIET)
@@ -41,13 +34,14 @@ def test_librispeech_tree(tmp_path, write_audio):
         prepare_librispeech(tmp_path / "corpus", tmp_path / "o2", subsets=["test-other"], **QUIET)
 
 
-def test_librilight_limited_supervision_sets(tmp_path, write_audio):
+def test_librilight_limited_supervision_sets(tmp_path):
     base = tmp_path / "librispeech_finetuning"
     for fold in range(6):
         for kind in ("clean", "other"):
-            _chapter(write_audio, base / f"1h/{fold}/{kind}/10{fold}/5", f"10{fold}", "5", [f"FOLD {fold} {kind}"])
+            librispeech_chapter(base / f"1h/{fold}/{kind}/10{fold}/5", f"10{fold}", "5", [f"FOLD {fold} {kind}"],
+                                seconds=0.1)
     for kind in ("clean", "other"):
-        _chapter(write_audio, base / f"9h/{kind}/200/7", "200", "7", ["NINE A", "NINE B"])
+        librispeech_chapter(base / f"9h/{kind}/200/7", "200", "7", ["NINE A", "NINE B"], seconds=0.1)
     prepare_librilight(tmp_path, tmp_path / "out", **QUIET)
     ten_min = read_split(tmp_path / "out", "train_10min")
     one_h = read_manifest(tmp_path / "out/train_1h.tsv")
@@ -63,11 +57,9 @@ def test_commonvoice_tables_with_mp3(tmp_path, sine, write_audio):
     root = tmp_path / "cv/en"
     for name in ("a.mp3", "b.mp3", "c.mp3"):
         write_audio(root / "clips" / name, sine(300, 0.5, 48000), 48000)
-    header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccent\n"
-    (root / "train.tsv").write_text(header + 'x1\ta.mp3\t"Hello," she said.\t2\t0\t\t\t\n'
-                                    "x2\tmissing.mp3\tGone.\t2\t0\t\t\t\n")
-    (root / "dev.tsv").write_text(header + "x3\tb.mp3\tIt’s  a test!\t2\t0\t\t\t\n")
-    (root / "test.tsv").write_text(header + "x4\tc.mp3\t\t2\t0\t\t\t\n")
+    commonvoice_table(root / "train.tsv", [("x1", "a.mp3", '"Hello," she said.'), ("x2", "missing.mp3", "Gone.")])
+    commonvoice_table(root / "dev.tsv", [("x3", "b.mp3", "It’s  a test!")])
+    commonvoice_table(root / "test.tsv", [("x4", "c.mp3", "")])
     report = prepare_commonvoice(root, tmp_path / "out", **QUIET)
     train = read_split(tmp_path / "out", "train")
     assert train.words == ["HELLO SHE SAID"]
