@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="padded audio seconds per batch (default %(default)s)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--num-workers", type=int, default=0, help="audio loading processes (default 0)")
+    parser.add_argument("--allow-oov", action="store_true",
+                        help="score references holding letters outside the model's vocabulary (each counts as an "
+                             "error) instead of stopping with an error naming them")
     parser.add_argument("--grid", action="store_true",
                         help="tune --lm-weight and --word-score on the (first) subset, then decode every subset "
                              "with the best setting (kenlm decoder)")
@@ -127,6 +130,11 @@ def _run(args: argparse.Namespace) -> int:
     device = args.device or default_device()
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
     loaded = load_ctc(args.checkpoint, device=device, tokenizer=tokenizer)
+    if not args.allow_oov:  # every subset, before any compute
+        from speechssl.decoding.evaluate import check_subset_vocabulary
+
+        for subset in _subsets(args.subset):
+            check_subset_vocabulary(loaded.tokenizer, args.data_dir, subset)
     decoder = build_decoder(decoder_config, loaded.tokenizer)
     for index, subset in enumerate(_subsets(args.subset)):
         if index:
@@ -145,7 +153,7 @@ def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, dec
 
     eval_config = EvaluateConfig(subset=subset, batch_seconds=args.batch_seconds,
                                  normalize=loaded.emitter.normalize, num_workers=args.num_workers,
-                                 progress=sys.stderr.isatty())
+                                 progress=sys.stderr.isatty(), allow_oov=True)  # checked by _run
     data = compute_emissions(loaded.emitter, args.data_dir, loaded.tokenizer, eval_config)
 
     grid_lines: list[str] = []
@@ -194,10 +202,16 @@ def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, dec
 
 
 def run(args: argparse.Namespace) -> int:
-    from speechssl.data.audio import AudioError
+    from speechssl.data.audio import AudioError, audio_error_message
 
     try:
         return _run(args)
     except (FileNotFoundError, ValueError, AudioError) as exc:
         print(f"speechssl evaluate: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # an AudioError in a --num-workers process comes back as a RuntimeError
+        message = audio_error_message(exc)
+        if message is None:
+            raise
+        print(f"speechssl evaluate: {message}", file=sys.stderr)
         return 2

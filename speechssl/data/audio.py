@@ -27,6 +27,21 @@ class AudioError(RuntimeError):
         self.path = str(path)
 
 
+def audio_error_message(exc: BaseException) -> str | None:
+    """The one-line message of an :class:`AudioError`, raised here or in a DataLoader worker; else None.
+
+    torch re-raises a worker's exception as a RuntimeError holding the worker's traceback when the
+    exception's constructor does not take one message (AudioError takes the path too): its last line is ours.
+    """
+    if isinstance(exc, AudioError):
+        return str(exc)
+    prefix = f"{AudioError.__module__}.{AudioError.__qualname__}: "
+    last = str(exc).strip().splitlines()[-1:] if isinstance(exc, RuntimeError) else []
+    if last and last[0].startswith(prefix) and "Caught AudioError" in str(exc):
+        return last[0][len(prefix):]
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class RawFormat:
     """How to read a headerless file (e.g. AN4's big-endian 16-bit PCM)."""

@@ -85,6 +85,16 @@ def write_manifest(path: str | Path, manifest: Manifest) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- labels
+def _char_role(char: str) -> str:
+    """How :func:`normalize_transcript` treats one (apostrophe-folded) character: keep, space or drop."""
+    category = unicodedata.category(char)
+    if char == "'" or category[0] in ("L", "M", "N"):
+        return "keep"
+    if char in "-/_" or category[0] == "Z" or char.isspace():
+        return "space"
+    return "drop"  # other punctuation and symbols
+
+
 def normalize_transcript(text: str) -> str:
     """Transcript -> ``.wrd`` form: upper-case words separated by one space.
 
@@ -95,18 +105,22 @@ def normalize_transcript(text: str) -> str:
     out: list[str] = []
     for char in text:
         char = _APOSTROPHES.get(char, char)
-        category = unicodedata.category(char)
-        if char == "'" or category[0] in ("L", "M", "N"):
+        role = _char_role(char)
+        if role == "keep":
             out.append(char)
-        elif char in "-/_" or category[0] == "Z" or char.isspace():
+        elif role == "space":
             out.append(" ")
-        # other punctuation and symbols vanish
     words = []
     for word in "".join(out).upper().split():
         word = word.strip("'")
         if word:
             words.append(word)
     return " ".join(words)
+
+
+def dropped_characters(text: str) -> list[str]:
+    """The characters of ``text`` that :func:`normalize_transcript` removes (punctuation, symbols, emoji)."""
+    return [c for c in unicodedata.normalize("NFC", text) if _char_role(_APOSTROPHES.get(c, c)) == "drop"]
 
 
 def words_to_letters(words: str) -> str:

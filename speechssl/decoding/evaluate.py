@@ -9,6 +9,7 @@ length, so little padding) under a padded-samples budget; the model sees a paddi
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class EvaluateConfig:
     """DataLoader worker processes for audio loading."""
     progress: bool = True
     """Show tqdm progress bars."""
+    allow_oov: bool = False
+    """Score references holding letters the model's vocabulary lacks (each counts as an error) instead of
+    refusing: such a model was fine-tuned on other letters than the data's."""
 
     def validate(self) -> None:
         if not self.subset:
@@ -76,6 +80,41 @@ class EvaluationResult:
     """Wall time of the decoder alone."""
 
 
+def unknown_symbols(tokenizer: Tokenizer, labels: list[str], *, label_format: str) -> Counter:
+    """Symbols of ``.wrd`` (normalised as the tokenizer encodes them) or ``.ltr`` lines outside the vocabulary."""
+    known = set(tokenizer.symbols)
+    counts: Counter = Counter()
+    for line in labels:
+        if label_format == "ltr":
+            tokens = line.split()
+        else:
+            normalize = getattr(tokenizer, "normalize", None)
+            tokens = [c for c in (normalize(line) if normalize else line) if not c.isspace()]
+        counts.update(t for t in tokens if t not in known)
+    return counts
+
+
+def check_vocabulary(tokenizer: Tokenizer, labels: list[str], *, label_format: str, source: str | Path) -> None:
+    """Raise ValueError naming the letters of ``labels`` that the model's vocabulary lacks (before any compute):
+    the model can never output them, so the WER would measure the vocabulary, not the model."""
+    unknown = unknown_symbols(tokenizer, labels, label_format=label_format)
+    if unknown:
+        listed = ", ".join(f"{s!r} x{n}" for s, n in unknown.most_common(10))
+        raise ValueError(f"{source}: {len(unknown)} symbol(s) outside the model's vocabulary of {len(tokenizer)} "
+                         f"({listed}): the checkpoint was fine-tuned on other letters than this data's; evaluate "
+                         "a model fine-tuned on this data, or allow_oov (--allow-oov) to count them as errors")
+
+
+def check_subset_vocabulary(tokenizer: Tokenizer, data_dir: str | Path, subset: str) -> None:
+    """:func:`check_vocabulary` on ``<data_dir>/<subset>.wrd`` (or ``.ltr``, when there is no ``.wrd``)."""
+    from speechssl.data.manifest import read_split
+
+    split = read_split(data_dir, subset, require_labels=True)
+    label_format = "wrd" if split.words is not None else "ltr"
+    check_vocabulary(tokenizer, split.words if label_format == "wrd" else split.letters,  # type: ignore[arg-type]
+                     label_format=label_format, source=Path(data_dir) / f"{subset}.{label_format}")
+
+
 def compute_emissions(model: EmissionModel, data_dir: str | Path, tokenizer: Tokenizer,
                       config: EvaluateConfig) -> SubsetEmissions:
     """Run ``model`` over ``<data_dir>/<subset>.tsv`` in length-sorted padded batches."""
@@ -90,6 +129,8 @@ def compute_emissions(model: EmissionModel, data_dir: str | Path, tokenizer: Tok
         raise FileNotFoundError(f"manifest not found: {manifest_path} (check DATA_DIR and --subset)")
     split = read_split(data_dir, config.subset, require_labels=True)
     label_format = "wrd" if split.words is not None else "ltr"
+    if not config.allow_oov:
+        check_subset_vocabulary(tokenizer, data_dir, config.subset)
     dataset = LabeledAudioDataset.from_split(
         data_dir, config.subset, tokenizer,  # type: ignore[arg-type]
         AudioDatasetConfig(sample_rate=config.sample_rate, max_sample_size=None, min_sample_size=0, pad=True,

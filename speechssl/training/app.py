@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from speechssl.data.audio import audio_error_message
+from speechssl.training.checkpoint import CheckpointError
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
 from speechssl.training.loop import NonFiniteError, Trainer
@@ -51,7 +53,13 @@ def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
 
 
 def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any]) -> int:
-    trainer = build_trainer(app, cfg, resolved)
+    try:
+        trainer = build_trainer(app, cfg, resolved)
+    except (ValueError, CheckpointError, FileNotFoundError) as exc:
+        # What building checks (model field values, the init checkpoint and its vocabulary, utterance lengths
+        # against data.max_tokens) is still configuration: one line, before any compute, as cfg.validate().
+        print(f"speechssl {app}: config error: {exc}", file=sys.stderr)
+        return 2
     if trainer.dist.is_main:
         write_resolved_config(trainer.run_dir, resolved)
         n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -63,6 +71,13 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
     except NonFiniteError as exc:
         print(f"speechssl {app}: {exc}", file=sys.stderr)
         return 3
+    except Exception as exc:
+        message = audio_error_message(exc)
+        if message is None:
+            raise
+        print(f"speechssl {app}: bad audio file: {message}. Run `speechssl prepare` again (it skips such files) "
+              "or set data.skip_bad_files=true", file=sys.stderr)
+        return 2
     finally:
         cleanup(trainer.dist)
     if trainer.dist.is_main:

@@ -56,6 +56,11 @@ def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, t
     if len(dataset) == 0:
         raise ValueError(f"{Path(data.dir) / f'{subset}.tsv'}: no utterance left after length filtering "
                          f"(min_sample_size={cfg.min_sample_size}, max_sample_size={cfg.max_sample_size})")
+    too_long = dataset.batch_lengths > data.max_tokens
+    if too_long.any():
+        raise ValueError(f"data.max_tokens={data.max_tokens} is smaller than {int(too_long.sum())} utterance(s) of "
+                         f"{Path(data.dir) / f'{subset}.tsv'} (the longest: {int(dataset.batch_lengths.max())} "
+                         "samples): raise data.max_tokens, or lower data.max_sample_size")
     loader_cfg = LoaderConfig(max_tokens=data.max_tokens, shuffle=train, seed=seed,
                               num_workers=data.num_workers, required_batch_size_multiple=1)
     return build_dataloader(dataset, loader_cfg, num_replicas=dist.world_size if train else 1,

@@ -65,6 +65,8 @@ def prepare_folder(
         rel = relative_path(path, root)
         sources.append(SourceFile(path=path, relpath=rel, text=None if texts is None else texts.get(rel)))
     writer = CorpusWriter(out_dir, root, labeled=texts is not None, jobs=jobs, progress=progress)
+    if texts is not None:
+        writer.report.unmatched_transcripts = sorted(set(texts) - {s.relpath for s in sources})
     kept = writer.probe(sources)
     train, valid = split_by_percent(kept, valid_percent, seed)
     writer.write_split("train", train)

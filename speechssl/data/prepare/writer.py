@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +28,7 @@ from speechssl.data.audio import TARGET_SAMPLE_RATE, resampled_length
 from speechssl.data.manifest import (
     Manifest,
     ManifestEntry,
+    dropped_characters,
     letter_counts,
     normalize_transcript,
     words_to_letters,
@@ -41,6 +43,10 @@ MIN_SAMPLES = 400
 SKIP_REASONS = ("unreadable", "empty", "too_short", "no_transcript")
 # frames read back from the end of a file to catch truncation that the header cannot show
 _TAIL_FRAMES = 2048
+# libsndfile's log line for a WAV data chunk whose declared size differs from what the file holds
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# streaming writers declare an unknown length as 0xFFFFFFFF (or close): not a truncation
+_WAV_STREAMING_SIZE = 0xFFFFFF00
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +115,10 @@ class PrepareReport:
     """Written splits."""
     total_hours: float = 0.0
     """Hours of the kept files."""
+    unmatched_transcripts: list[str] = field(default_factory=list)
+    """Transcript lines naming an audio file that is not there (the line is ignored)."""
+    dropped_characters: dict[str, int] = field(default_factory=dict)
+    """Characters normalisation removed from the kept transcripts (punctuation, symbols), with counts."""
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
@@ -119,6 +129,7 @@ class PrepareReport:
         out = asdict(self)
         out["skipped_by_reason"] = self.skipped_by_reason
         out["num_skipped"] = len(self.skipped)
+        out["num_unmatched_transcripts"] = len(self.unmatched_transcripts)
         return out
 
     def format(self, max_listed: int = 50) -> str:
@@ -132,6 +143,16 @@ class PrepareReport:
             lines.append(f"  skipped [{s.reason}] {s.path}: {s.detail}")
         if len(self.skipped) > max_listed:
             lines.append(f"  ... {len(self.skipped) - max_listed} more skipped files listed in report.json")
+        for rel in self.unmatched_transcripts[:max_listed]:
+            lines.append(f"  ignored transcript line: no audio file {rel}")
+        if len(self.unmatched_transcripts) > max_listed:
+            lines.append(f"  ... {len(self.unmatched_transcripts) - max_listed} more transcript lines without "
+                         "audio listed in report.json")
+        if self.dropped_characters:
+            listed = sorted(self.dropped_characters.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+            lines.append("  characters dropped from transcripts (not letters, digits or apostrophes): "
+                         + " ".join(f"{c!r} x{n}" for c, n in listed)
+                         + (" ..." if len(self.dropped_characters) > len(listed) else ""))
         return "\n".join(lines)
 
 
@@ -148,11 +169,16 @@ class ProbeResult:
 
 
 def probe_file(path: str | Path, *, min_samples: int = MIN_SAMPLES) -> ProbeResult:
-    """Read the header, then the last frames, so truncated files are caught without decoding everything."""
+    """Read the header, then the last frames, so truncated files are caught without decoding everything.
+
+    Float files (``FLOAT``/``DOUBLE`` subtypes) are read in full: only they can hold NaN/inf samples.
+    """
     errors = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
     try:
         f = sf.SoundFile(str(path))
     except errors as exc:
+        if Path(path).is_file() and Path(path).stat().st_size == 0:
+            return ProbeResult(reason="unreadable", detail="zero-length file (0 bytes)")
         return ProbeResult(reason="unreadable", detail=f"cannot read header: {str(exc).strip() or type(exc).__name__}")
     with f:
         frames, rate = int(f.frames), int(f.samplerate)
@@ -168,11 +194,31 @@ def probe_file(path: str | Path, *, min_samples: int = MIN_SAMPLES) -> ProbeResu
         if got < tail:
             return ProbeResult(reason="unreadable",
                                detail=f"truncated: header says {frames} frames, data ends early")
+        # libsndfile quietly shortens a WAV whose data chunk runs past the end of the file; its log says so.
+        declared = _WAV_DATA_SIZE.search(f.extra_info)
+        if declared and int(declared.group(2)) < int(declared.group(1)) < _WAV_STREAMING_SIZE:
+            return ProbeResult(reason="unreadable",
+                               detail=f"truncated: header declares {declared.group(1)} data bytes, the file holds "
+                                      f"{declared.group(2)}")
+        if f.subtype in ("FLOAT", "DOUBLE"):
+            # Only float encodings can hold NaN/inf, which would poison every update the file is in.
+            bad = _count_non_finite(f)
+            if bad:
+                return ProbeResult(reason="unreadable", detail=f"{bad} non-finite (NaN/inf) samples")
     num_samples = resampled_length(frames, rate, TARGET_SAMPLE_RATE)
     if num_samples < min_samples:
         return ProbeResult(num_samples=num_samples, reason="too_short",
                            detail=f"{num_samples} samples at 16 kHz < {min_samples}")
     return ProbeResult(num_samples=num_samples)
+
+
+def _count_non_finite(f: sf.SoundFile, block: int = 1 << 18) -> int:
+    """NaN/inf samples of an open float file, read in blocks (so long files need no large buffer)."""
+    f.seek(0)
+    bad = 0
+    for chunk in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+        bad += int(chunk.size - np.isfinite(chunk).sum())
+    return bad
 
 
 def _probe_many(paths: Sequence[str], min_samples: int) -> list[ProbeResult]:
@@ -242,6 +288,7 @@ class CorpusWriter:
         self.progress = progress
         self.report = PrepareReport(out_dir=str(self.out_dir), root=str(self.root))
         self._letters: Counter = Counter()
+        self._dropped_chars: Counter = Counter()
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
     def skip(self, path: str | Path, reason: str, detail: str) -> None:
@@ -273,6 +320,8 @@ class CorpusWriter:
                           "no transcript line" if src.text is None else f"transcript {src.text!r} is empty")
             else:
                 kept.append(Utterance(source=src, num_samples=res.num_samples, words=wrd))
+                if src.text is not None:
+                    self._dropped_chars.update(dropped_characters(src.text))
         self.report.kept += len(kept)
         self.report.total_hours += sum(u.num_samples for u in kept) / TARGET_SAMPLE_RATE / 3600
         return kept
@@ -334,6 +383,7 @@ class CorpusWriter:
         """Write ``dict.ltr.txt`` (labeled corpora) and ``report.json``; print the summary."""
         if self.labeled and self._letters:
             write_letter_dict(self.out_dir / "dict.ltr.txt", self._letters)
+        self.report.dropped_characters = dict(sorted(self._dropped_chars.items()))
         (self.out_dir / "report.json").write_text(json.dumps(self.report.to_json(), indent=2) + "\n",
                                                   encoding="utf-8")
         if echo:
