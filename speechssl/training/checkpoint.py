@@ -105,9 +105,30 @@ def find_resume_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict] | No
         except CheckpointError as exc:
             print(f"warning: skipping unreadable checkpoint: {exc}")
             continue
-        if best is None or state.get("num_updates", -1) > best[1].get("num_updates", -1):
+        if best is None or checkpoint_update(state) > checkpoint_update(best[1]):
             best = (path, state)
     return best
+
+
+def checkpoint_update(state: dict) -> int:
+    """The update a checkpoint was written at (-1 when it does not say): the trainer keeps it in train_state."""
+    train_state = state.get("train_state")
+    if isinstance(train_state, dict) and "num_updates" in train_state:
+        return int(train_state["num_updates"])
+    return int(state.get("num_updates", -1))
+
+
+def remove_interrupted_writes(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of checkpoint writes that a crash cut short; returns them.
+
+    A SIGKILL during `atomic_torch_save` leaves its `.checkpoint_*.tmp` behind (the target is intact); each is
+    a whole checkpoint's worth of disk. Call only where no other process is writing into this run directory.
+    """
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    removed = sorted(ckpt_dir.glob(".checkpoint_*.tmp")) if ckpt_dir.is_dir() else []
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def rng_state() -> dict:

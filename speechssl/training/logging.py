@@ -20,6 +20,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
+
+
 class RunLogger:
     """Writes `<run_dir>/log.jsonl` (train/valid records) and TensorBoard events under `<run_dir>/tb`."""
 
@@ -33,7 +39,12 @@ class RunLogger:
         if not enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(self.run_dir / "log.jsonl", "a", buffering=1)
+        path = self.run_dir / "log.jsonl"
+        self._jsonl = open(path, "a", buffering=1)
+        if self._jsonl.tell() > 0 and not _ends_with_newline(path):
+            # A run killed mid-write left a torn last line: end it, so that the resumed run's first record is
+            # not glued to it (read_log skips the torn line alone).
+            self._jsonl.write("\n")
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -27,6 +27,7 @@ from speechssl.training.checkpoint import (
     atomic_torch_save,
     find_resume_checkpoint,
     load_checkpoint,
+    remove_interrupted_writes,
     rng_state,
     set_rng_state,
 )
@@ -219,6 +220,9 @@ class Trainer:
                 old.unlink(missing_ok=True)
 
     def maybe_resume(self) -> bool:
+        if self.dist.is_main:
+            for tmp in remove_interrupted_writes(self.run_dir):
+                print(f"removed {tmp}: a checkpoint write cut short by a crash", flush=True)
         if self.cfg.resume == "none":
             return False
         if self.cfg.resume == "auto":
