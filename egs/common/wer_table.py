@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", action="append", default=[], metavar="SUBSET=FILE",
                         help="utterance-id<TAB>group file splitting a subset (repeatable)")
     parser.add_argument("--title", default="WER (%)", help="heading of the table")
+    parser.add_argument("--init-header", default="init",
+                        help="heading of the INIT column (default init; e.g. 'decoder' for rows of LMs)")
     parser.add_argument("--out", type=Path, required=True, help="output prefix: OUT.md and OUT.json")
     args = parser.parse_args(argv)
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         columns += [k for k in record if k not in columns and k not in ("labels", "init", "decode_dir")]
         records.append(record)
 
-    table = markdown_table(["labels", "init", *columns],
+    table = markdown_table(["labels", args.init_header, *columns],
                            [[r["labels"], r["init"], *(r.get(c) for c in columns)] for r in records])
     comparisons = []
     wer_columns = [c for c in columns if " WER" in c]

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Training, decoding and table helpers shared by the ASR recipes (librispeech, commonvoice, folder), sourced
+# after stages.sh once the settings are final. They read these settings of the recipe:
+#   NGPU                        GPUs per machine: the training apps run under torchrun when > 1
+#   BEAM TUNE_LM LM_WEIGHT WORD_SCORE LM_WEIGHTS WORD_SCORES   the LM beam search (see decode_sets)
+#
+#   train_app finetune init=... data.dir=...                # speechssl finetune (torchrun with NGPU > 1)
+#   decode_sets CKPT DATA_DIR dev,test EXP/decode_viterbi   # greedy CTC, every subset
+#   decode_sets CKPT DATA_DIR dev,test EXP/decode_4gram LM.arpa LEXICON   # LM, tuned on the first subset
+#   wer_tables OUT TITLE "dev test" 4gram  "10 min" EXP/ft_10min  "1 h" EXP/ft_1h
+#
+# decode_sets writes, per subset S, recogs-S.txt (hypotheses), errs-S.txt (errors), wer-summary-S.txt,
+# utterances-S.tsv and summary-S.json (`speechssl evaluate --out`), and a .done marker.
+
+# train_app APP OVERRIDE...: a training app, on NGPU GPUs.
+train_app() {
+  if ((${NGPU:-1} > 1)); then
+    "$(dirname "$PYTHON")/torchrun" --nproc_per_node "$NGPU" -m speechssl.cli.main "$@"
+  else
+    speechssl "$@"
+  fi
+}
+
+# decode_sets CKPT DATA_DIR SUBSETS OUT_DIR [LM LEXICON]: evaluate CKPT on the comma-separated SUBSETS, once.
+# Without LM: greedy CTC. With LM: KenLM beam search (BEAM); with TUNE_LM=true the LM weight and word score
+# are tuned on the first subset (grid LM_WEIGHTS x WORD_SCORES, comma-separated; empty = evaluate's grid),
+# else LM_WEIGHT and WORD_SCORE are used.
+decode_sets() {
+  local ckpt=$1 data=$2 subsets=$3 out=$4 lm=${5:-} lexicon=${6:-}
+  [[ -e $ckpt ]] || die "no checkpoint $ckpt: run the fine-tuning stage first"
+  local args=("$ckpt" "$data" --subset "$subsets" --out "$out")
+  if [[ -n $lm ]]; then
+    [[ -f $lm && -f $lexicon ]] || die "no LM $lm or lexicon $lexicon: run the LM stage first"
+    args+=(--decoder kenlm --lm "$lm" --lexicon "$lexicon" --beam "$BEAM")
+    if [[ $TUNE_LM == true ]]; then
+      args+=(--grid ${LM_WEIGHTS:+--grid-lm-weights "$LM_WEIGHTS"} ${WORD_SCORES:+--grid-word-scores "$WORD_SCORES"})
+    else
+      args+=(--lm-weight "$LM_WEIGHT" --word-score "$WORD_SCORE")
+    fi
+  fi
+  once "$out/.done" speechssl evaluate "${args[@]}"
+}
+
+# wer_tables OUT TITLE "SUBSET ..." LM_NAME LABELS RUN_DIR [LABELS RUN_DIR ...]: OUT.md and OUT.json with a row
+# per model and decoder, from RUN_DIR/decode_viterbi and (when decoded) RUN_DIR/decode_<LM_NAME>.
+wer_tables() {
+  local out=$1 title=$2 subsets=$3 lm_name=$4 rows=() subset_args=() s
+  shift 4
+  while (($#)); do
+    rows+=(--row "$1" "no LM" "$2/decode_viterbi")
+    if [[ -n $lm_name && -f $2/decode_$lm_name/.done ]]; then
+      rows+=(--row "$1" "$lm_name LM" "$2/decode_$lm_name")
+    fi
+    shift 2
+  done
+  for s in $subsets; do subset_args+=(--subset "$s"); done
+  "$PYTHON" "$REPO_DIR/egs/common/wer_table.py" "${rows[@]}" "${subset_args[@]}" --init-header decoder \
+    --title "$title" --out "$out"
+}
