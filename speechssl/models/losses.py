@@ -38,6 +38,61 @@ def contrastive_logits(
     return logits
 
 
+def sampled_contrastive_logits(
+    predictions: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor, logit_temp: float
+) -> torch.Tensor:
+    """`contrastive_logits(predictions, targets, targets[rows], logit_temp)` without its (S, K, F) copies.
+
+    The distractors of a masked step are other masked steps of the same utterance (fairseq and transformers
+    both sample them so), so every logit is an entry of one utterance's (M_b, M_b) cosine matrix: unit-normalise
+    predictions and targets once, take one batched matmul per utterance and gather the (S, K) entries. The
+    (S, 1 + K, F) concatenation, its norms and the (S, K, F) equality test of `contrastive_logits` (the largest
+    tensors of the pretraining step after the Transformer's) are never built; distractors equal to their
+    positive are found by grouping identical target rows (`torch.unique(dim=0)`, exact `==` semantics).
+    Values match `contrastive_logits` to fp32 rounding (a different summation order).
+
+    Args:
+        predictions: (S, F) projected context outputs at the masked steps, rows in (utterance, time) order.
+        targets: (S, F) projected quantized features at the same steps.
+        rows: (S, K) row of each distractor in `targets`.
+        counts: (B,) masked steps per utterance (sum S): utterance b owns rows [sum(counts[:b]), +counts[b]).
+    Returns:
+        (S, 1 + K) fp32 logits, positive first, -inf where a distractor equals its positive.
+    """
+    num_steps = rows.shape[0]
+    counts = counts.to(rows.device, torch.long)
+    with torch.autocast(device_type=predictions.device.type, enabled=False):
+        # F.cosine_similarity normalises each side by max(norm, 1e-8) before the product; so do we.
+        p = predictions.float()
+        t = targets.float()
+        p = p / torch.linalg.vector_norm(p, dim=-1, keepdim=True).clamp_min(1e-8)  # (S, F)
+        t = t / torch.linalg.vector_norm(t, dim=-1, keepdim=True).clamp_min(1e-8)  # (S, F)
+        positive = (p * t).sum(-1, keepdim=True)  # (S, 1)
+        batch_size = counts.numel()
+        steps = torch.arange(num_steps, device=rows.device)
+        utterance = torch.repeat_interleave(torch.arange(batch_size, device=rows.device), counts)  # (S,)
+        if bool((utterance[rows] == utterance[:, None]).all()):
+            first = counts.cumsum(0) - counts  # (B,) first row of each utterance
+            local = steps - first[utterance]  # (S,) step's rank within its utterance
+            longest = int(counts.max())
+            if bool((counts == longest).all()):  # require_same_masks: a plain reshape
+                p_b = p.view(batch_size, longest, -1)  # (B, M, F)
+                t_b = t.view(batch_size, longest, -1)  # (B, M, F)
+            else:  # zero-padded (B, M_max, F) blocks
+                p_b = p.new_zeros(batch_size, longest, p.shape[-1]).index_put((utterance, local), p)
+                t_b = t.new_zeros(batch_size, longest, t.shape[-1]).index_put((utterance, local), t)
+            cosines = torch.bmm(p_b, t_b.transpose(1, 2))  # (B, M, M): [b, i, j] = cos(pred_i, target_j)
+            negative = cosines[utterance[:, None], local[:, None], rows - first[utterance][:, None]]  # (S, K)
+        else:  # distractors from other utterances: gather them (S, K, F) after all
+            negative = torch.bmm(t[rows], p[:, :, None]).squeeze(-1)  # (S, K)
+    logits = torch.cat([positive, negative], dim=1) / logit_temp  # (S, 1 + K)
+    _, group = torch.unique(targets.detach(), dim=0, return_inverse=True)  # (S,) same id <=> identical rows
+    neg_is_pos = group[rows] == group[:, None]  # (S, K)
+    if bool(neg_is_pos.any()):
+        logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(neg_is_pos, float("-inf"))], dim=1)
+    return logits
+
+
 def infonce_loss(logits: torch.Tensor) -> torch.Tensor:
     """Sum over rows of cross-entropy with target index 0; logits (S, 1 + K)."""
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)

@@ -17,7 +17,7 @@ from torch import nn
 from speechssl.models.config import Wav2Vec2Config
 from speechssl.models.context import ContextNetwork
 from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply
-from speechssl.models.losses import contrastive_logits, pretraining_loss
+from speechssl.models.losses import pretraining_loss, sampled_contrastive_logits
 from speechssl.models.masking import compute_channel_mask, compute_mask_indices, sample_distractors
 from speechssl.models.quantizer import GumbelVectorQuantizer
 
@@ -255,8 +255,8 @@ class Wav2Vec2ForPreTraining(nn.Module):
         if negative_indices is None:
             negative_indices = sample_distractors(mask, cfg.num_negatives, seeds=mask_seeds)
         rows = self._negative_rows(mask, negative_indices.to(mask.device))  # (S, K)
-        negatives = targets[rows]  # (S, K, final_dim)
-        logits = contrastive_logits(predictions, targets, negatives, cfg.logit_temp)  # (S, 1 + K)
+        # (S, 1 + K), distractors read from per-utterance cosine matrices (no (S, K, final_dim) gather)
+        logits = sampled_contrastive_logits(predictions, targets, rows, mask.sum(1), cfg.logit_temp)
 
         terms = pretraining_loss(
             logits, quantized.prob_perplexity, enc.feature_penalty, num_codevectors=self.quantizer.num_codevectors,

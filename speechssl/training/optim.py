@@ -108,8 +108,13 @@ class LRSchedule:
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters; biases and norm weights are decayed too, as in fairseq."""
+    """AdamW over the trainable parameters; biases and norm weights are decayed too, as in fairseq.
+
+    The fused kernel (one pass over each parameter instead of a dozen elementwise ops) where torch has one for
+    the device: on 2 CPU cores it takes the BASE optimizer step from ~310 ms to ~75 ms (bench/README.md)."""
     trainable = [p for p in params if p.requires_grad]
+    fused = bool(trainable) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in trainable)
     return torch.optim.AdamW(
-        trainable, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+        trainable, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+        fused=fused or None,
     )
