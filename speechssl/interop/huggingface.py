@@ -216,6 +216,11 @@ def export_hf_directory(
     cfg = model.config
     task = "ctc" if isinstance(model, Wav2Vec2ForCTC) else "pretrain"
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if getattr(model, "project_features", None) is not None:
+        # The continuous-target head is a training aid transformers has no slot for; the exported model is the
+        # plain wav2vec 2.0 pretraining model (its config says weight 0, so it reloads without the head).
+        state = {k: v for k, v in state.items() if not k.startswith("project_features.")}
+        cfg = cfg.replace(continuous_target_weight=0.0)
     if cfg.mask_prob == 0 and cfg.mask_channel_prob == 0:
         state.pop("encoder.mask_emb")  # transformers builds masked_spec_embed only when it masks
     pad_id = tokenizer.blank_index if tokenizer is not None else 0

@@ -112,6 +112,13 @@ class Wav2Vec2Config:
     """Weight of the codebook diversity loss."""
     feature_pen_weight: float = 10.0
     """Weight of the L2 penalty on the feature-encoder output."""
+    continuous_target_weight: float = 0.0
+    """Weight of an auxiliary InfoNCE term over the same masked steps, predictions and distractors whose targets
+    are the continuous (unquantized) features projected by `project_features` (the targets of fairseq's
+    `quantize_targets=False`). 0, the paper's objective, leaves the model exactly wav2vec 2.0. At small scale the
+    codes of a randomly initialised feature encoder cannot be predicted from context (neighbouring frames almost
+    never share a code), so the paper's objective sits at chance for a long time; the continuous term gives the
+    encoder a learnable signal from the first updates. The `small` CPU recipes use 1.0 (egs/synthetic)."""
 
     # ---------------------------------------------------------------- metadata
     normalize: bool = False
@@ -194,6 +201,8 @@ class Wav2Vec2Config:
             raise ValueError(f"need 0 < `min_temp` <= `max_temp`, got {self.min_temp} and {self.max_temp}")
         if not 0 < self.temp_decay <= 1:
             raise ValueError(f"`temp_decay` must be in (0, 1], got {self.temp_decay}")
+        if self.continuous_target_weight < 0:
+            raise ValueError(f"`continuous_target_weight` must be >= 0, got {self.continuous_target_weight}")
         if self.logit_temp <= 0:
             raise ValueError(f"`logit_temp` must be > 0, got {self.logit_temp}")
         if self.layer_norm_eps <= 0:

@@ -17,7 +17,7 @@ from torch import nn
 from speechssl.models.config import Wav2Vec2Config
 from speechssl.models.context import ContextNetwork
 from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply
-from speechssl.models.losses import pretraining_loss, sampled_contrastive_logits
+from speechssl.models.losses import infonce_loss, num_correct, pretraining_loss, sampled_contrastive_logits
 from speechssl.models.masking import compute_channel_mask, compute_mask_indices, sample_distractors
 from speechssl.models.quantizer import GumbelVectorQuantizer
 
@@ -177,7 +177,8 @@ class PretrainingOutput:
     """Output of `Wav2Vec2ForPreTraining` (loss terms as fairseq's wav2vec criterion)."""
 
     loss: torch.Tensor
-    """Scalar, SUM-reduced: contrastive + diversity_weight*diversity*S + feature_pen_weight*penalty*S."""
+    """Scalar, SUM-reduced: contrastive + diversity_weight*diversity*S + feature_pen_weight*penalty*S
+    (+ continuous_target_weight*continuous_loss when that weight is > 0)."""
     contrastive_loss: torch.Tensor
     """InfoNCE summed over masked steps (nats; divide by S*ln 2 for bits per step)."""
     diversity_loss: torch.Tensor
@@ -192,6 +193,11 @@ class PretrainingOutput:
     """Rows whose positive wins (fairseq rule, all-equal rows excluded)."""
     num_count: int
     """Rows counted."""
+    continuous_loss: torch.Tensor | None
+    """InfoNCE against the continuous-feature targets, summed over masked steps (nats; included in `loss` with
+    weight `continuous_target_weight`), or None when that weight is 0."""
+    continuous_num_correct: int | None
+    """Rows whose continuous positive wins, or None."""
     code_perplexity: torch.Tensor
     """Hard-choice codebook perplexity over the masked steps."""
     prob_perplexity: torch.Tensor
@@ -221,6 +227,9 @@ class Wav2Vec2ForPreTraining(nn.Module):
         )
         self.project_q = nn.Linear(cfg.codevector_dim, cfg.final_dim)
         self.final_proj = nn.Linear(cfg.encoder_embed_dim, cfg.final_dim)
+        # Only with the auxiliary continuous-target term (a training aid; BASE/LARGE never have it).
+        self.project_features = (nn.Linear(cfg.feature_dim, cfg.final_dim) if cfg.continuous_target_weight > 0
+                                 else None)
 
     def set_num_updates(self, num_updates: int) -> None:
         """Step the Gumbel temperature schedule to `num_updates`."""
@@ -262,10 +271,20 @@ class Wav2Vec2ForPreTraining(nn.Module):
             logits, quantized.prob_perplexity, enc.feature_penalty, num_codevectors=self.quantizer.num_codevectors,
             diversity_weight=cfg.diversity_weight, feature_pen_weight=cfg.feature_pen_weight,
         )
+        loss, continuous_loss, continuous_correct = terms.loss, None, None
+        if self.project_features is not None:
+            # The same predictions and distractor rows, scored against the projected unquantized features.
+            feature_targets = self.project_features(enc.features[mask])  # (S, final_dim)
+            continuous_logits = sampled_contrastive_logits(predictions, feature_targets, rows, mask.sum(1),
+                                                           cfg.logit_temp)  # (S, 1 + K)
+            continuous_loss = infonce_loss(continuous_logits)
+            continuous_correct = num_correct(continuous_logits)
+            loss = loss + cfg.continuous_target_weight * continuous_loss
         return PretrainingOutput(
-            loss=terms.loss, contrastive_loss=terms.contrastive_loss, diversity_loss=terms.diversity_loss,
+            loss=loss, contrastive_loss=terms.contrastive_loss, diversity_loss=terms.diversity_loss,
             feature_penalty=terms.feature_penalty, sample_size=terms.sample_size, logits=logits,
-            num_correct=terms.num_correct, num_count=terms.num_count, code_perplexity=quantized.code_perplexity,
+            num_correct=terms.num_correct, num_count=terms.num_count, continuous_loss=continuous_loss,
+            continuous_num_correct=continuous_correct, code_perplexity=quantized.code_perplexity,
             prob_perplexity=quantized.prob_perplexity, temperature=quantized.temperature, mask_indices=mask,
             targets=targets, padding_mask=enc.padding_mask,
         )

@@ -90,6 +90,9 @@ class PretrainTask:
             "code_perplexity": _scalar(out.code_perplexity) * n,
             "prob_perplexity": _scalar(out.prob_perplexity) * n,
             "temperature": _scalar(out.temperature) * n,
+            **({} if out.continuous_loss is None else {
+                "continuous_loss": _scalar(out.continuous_loss),
+                "continuous_correct": _scalar(out.continuous_num_correct)}),
         }
 
     def reduce(self, sums: dict[str, float], sample_size: float) -> dict[str, float]:
@@ -102,6 +105,9 @@ class PretrainTask:
             "code_perplexity": sums["code_perplexity"] / n,
             "prob_perplexity": sums["prob_perplexity"] / n,
             "temperature": sums["temperature"] / n,
+            **({} if "continuous_loss" not in sums else {
+                "continuous_loss": sums["continuous_loss"] / n / LN2,
+                "continuous_accuracy": sums["continuous_correct"] / max(sums["num_count"], 1.0)}),
         }
 
     def before_update(self, model: nn.Module, num_updates: int) -> None:

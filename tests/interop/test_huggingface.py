@@ -153,3 +153,19 @@ def test_released_layouts_import_with_exact_sizes(overrides, expected):
         theirs = transformers.Wav2Vec2ForPreTraining(transformers.Wav2Vec2Config(**overrides))
     assert sum(p.numel() for p in ours.parameters()) == expected
     assert sum(p.numel() for p in theirs.parameters()) == expected
+
+
+def test_export_drops_the_continuous_target_head(tmp_path):
+    """A model pretrained with the auxiliary continuous-target term exports as plain wav2vec 2.0."""
+    from speechssl.models import Wav2Vec2ForPreTraining, get_preset
+
+    cfg = get_preset("tiny").replace(continuous_target_weight=1.0)
+    torch.manual_seed(0)
+    model = Wav2Vec2ForPreTraining(cfg).eval()
+    out_dir = export_hf_directory(model, tmp_path / "exported")
+    reloaded = transformers.Wav2Vec2ForPreTraining.from_pretrained(out_dir).eval()
+    assert not any(k.startswith("project_features") for k in reloaded.state_dict())
+    again = load_hf_directory(out_dir)
+    assert again.config.continuous_target_weight == 0.0 and again.model.project_features is None
+    for k, v in again.model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k

@@ -193,3 +193,30 @@ def test_feature_lengths_helper(tiny_cfg):
     from speechssl.models import feature_lengths
 
     assert feature_lengths([16000, 400, 399], tiny_cfg).tolist() == [49, 1, 0]
+
+
+def test_continuous_target_term_scores_projected_features_with_the_same_distractors(tiny_cfg):
+    """The auxiliary term: same predictions and distractor rows, targets = project_features(features)."""
+    assert Wav2Vec2ForPreTraining(tiny_cfg).project_features is None  # off by default: wav2vec 2.0 exactly
+    cfg = tiny_cfg.replace(continuous_target_weight=0.5)
+    torch.manual_seed(6)
+    model = Wav2Vec2ForPreTraining(cfg).eval()
+    x = torch.randn(2, 8000)
+    mask = model.encoder.make_time_mask((2, 24), None, seeds=[0, 1])
+    negatives = sample_distractors(mask, cfg.num_negatives, generator=torch.Generator().manual_seed(0))
+    out = model(x, mask_indices=mask, negative_indices=negatives)
+    with torch.no_grad():
+        enc = model.encoder(x, mask_indices=mask)
+        predictions = model.final_proj(enc.last_hidden_state[mask])
+        targets = model.project_features(enc.features[mask])
+        rows = model._negative_rows(mask, negatives)
+        logits = contrastive_logits(predictions, targets, targets[rows], cfg.logit_temp)
+        expected = torch.nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long),
+                                                     reduction="sum")
+    torch.testing.assert_close(out.continuous_loss, expected, rtol=1e-5, atol=1e-4)
+    assert out.continuous_num_correct == num_correct(logits)
+    s = out.sample_size
+    paper = out.contrastive_loss + 0.1 * out.diversity_loss * s + 10 * out.feature_penalty * s
+    torch.testing.assert_close(out.loss, paper + 0.5 * out.continuous_loss)
+    with pytest.raises(ValueError, match="continuous_target_weight"):
+        tiny_cfg.replace(continuous_target_weight=-1.0)
