@@ -52,8 +52,9 @@ RESERVED_KEYS = ("init", "data.dir", "data.train_subset", "data.valid_subset", "
 # The fine-tuning app's progress bar would fill the run logs; a user override still wins.
 DEFAULT_OVERRIDES = ("trainer.progress=false",)
 # A random encoder cannot be "kept frozen while the head warms up" usefully: scratch runs train everything from
-# the first update unless the user's scratch overrides say otherwise.
-SCRATCH_DEFAULTS = ("freeze_finetune_updates=0",)
+# the first update, the feature encoder included (scratch_init.pt is an `init`, which would otherwise freeze it
+# as for a pretrained one), unless the user's scratch overrides say otherwise.
+SCRATCH_DEFAULTS = ("freeze_finetune_updates=0", "model.feature_grad_mult=1.0")
 # Hydra's empty string (data.valid_subset: no validation).
 EMPTY = "''"
 

@@ -24,17 +24,21 @@ def build_ctc_model(cfg: FinetuneConfig, vocab_size: int, tokenizer_symbols: lis
     """A CTC model from `init` (pretraining or CTC checkpoint; HF or fairseq too) or from the preset."""
     from speechssl.models import Wav2Vec2ForCTC, get_preset
 
-    # The feature encoder is always frozen in fine-tuning (fairseq sets feature_grad_mult 0): it then runs
-    # without gradient, which also saves most of the backward pass.
+    # A pretrained feature encoder stays frozen in fine-tuning (fairseq sets feature_grad_mult 0; it then runs
+    # without gradient, which also saves most of the backward pass). A model trained from scratch trains its
+    # feature encoder too: a frozen random encoder would make a strawman of the scratch baseline.
+    # model.feature_grad_mult=... overrides either default.
+    overrides = dict(cfg.model.overrides)
+    overrides.setdefault("feature_grad_mult", 0.0 if cfg.init else 1.0)
     if not cfg.init:
-        model_cfg = apply_overrides(get_preset(cfg.model.preset), {**cfg.model.overrides, "feature_grad_mult": 0.0})
+        model_cfg = apply_overrides(get_preset(cfg.model.preset), overrides)
         model_cfg.validate()
         return Wav2Vec2ForCTC(model_cfg, vocab_size)
     from speechssl.interop import load_model
 
     loaded = load_model(cfg.init)
     # Fine-tuning overrides (dropouts, masking, layerdrop) apply on top of the pretrained architecture.
-    model_cfg = apply_overrides(loaded.config, {**cfg.model.overrides, "feature_grad_mult": 0.0})
+    model_cfg = apply_overrides(loaded.config, overrides)
     model_cfg.validate()
     model = Wav2Vec2ForCTC(model_cfg, vocab_size)
     if loaded.task == "ctc":
@@ -77,8 +81,8 @@ class FinetuneTask:
 
     def before_update(self, model: nn.Module, num_updates: int) -> None:
         # The whole encoder is frozen (no gradients at all, so Adam leaves it untouched) for the first
-        # freeze_finetune_updates; only the CTC head trains. The feature encoder stays frozen throughout
-        # (feature_grad_mult = 0 runs it without gradient).
+        # freeze_finetune_updates; only the CTC head trains. A pretrained feature encoder stays frozen
+        # throughout (feature_grad_mult = 0 runs it without gradient).
         frozen = num_updates < self.cfg.freeze_finetune_updates
         if frozen != self._frozen:
             for name, p in model.named_parameters():
