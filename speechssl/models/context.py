@@ -52,8 +52,29 @@ class PositionalConvEmbedding(nn.Module):
         return F.gelu(y).transpose(1, 2)  # (B, T, D)
 
 
+def attention_with_dropout(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, dropout: float
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d_h)) v with dropout on the probabilities, in the inputs' dtype.
+
+    What `scaled_dot_product_attention` computes, for the CPU in training: there SDPA has no fused kernel with
+    dropout and falls back to its math path, which upcasts bf16 inputs to fp32 (two fp32 batched matmuls at a
+    third of the bf16 rate, and casts of q, k, v and their gradients) and draws the dropout mask with
+    `bernoulli_` (~2x slower than `rand`). Here the matmuls stay in bf16 under autocast (as fairseq's and
+    transformers' eager attention do), the softmax accumulates in fp32 inside torch's kernel, and the keep-mask
+    is `rand >= p`. q, k, v (B, H, T, d_h); attn_mask (B, 1, 1, T) True for keys to attend to -> (B, H, T, d_h).
+    """
+    scores = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, H, T, T)
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    keep = torch.rand(probs.shape, device=probs.device).ge_(dropout).mul_(1.0 / (1.0 - dropout))
+    return torch.matmul(probs * keep.to(probs.dtype), v)  # (B, H, T, d_h)
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention through `scaled_dot_product_attention` (scale head_dim ** -0.5)."""
+    """Multi-head self-attention through `scaled_dot_product_attention` (scale head_dim ** -0.5); on the CPU
+    in training with attention dropout, through `attention_with_dropout` (same computation, faster there)."""
 
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
@@ -70,10 +91,12 @@ class SelfAttention(nn.Module):
         def heads(proj: nn.Linear) -> torch.Tensor:
             return proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, d_h)
 
-        out = F.scaled_dot_product_attention(
-            heads(self.q_proj), heads(self.k_proj), heads(self.v_proj), attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-        )  # (B, H, T, d_h)
+        q, k, v = heads(self.q_proj), heads(self.k_proj), heads(self.v_proj)
+        dropout = self.dropout if self.training else 0.0
+        if dropout > 0 and x.device.type == "cpu":
+            out = attention_with_dropout(q, k, v, attn_mask, dropout)  # (B, H, T, d_h)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, T, d_h)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))  # (B, T, D)
 
 

@@ -74,6 +74,58 @@ def masked_group_norm(
     return y.type_as(x)
 
 
+def windowed_group_norm_conv(
+    waveforms: torch.Tensor, lengths: torch.Tensor | None, weight: torch.Tensor, stride: int,
+    norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float,
+) -> torch.Tensor:
+    """Conv1d(1, C, k, stride) -> GroupNorm(C groups) -> (no activation), computed as one batched matmul.
+
+    The convolution is linear in the waveform's windows, so each channel's mean and variance over an
+    utterance follow from the windows' mean m (k,) and covariance S (k, k): mean_c = w_c . m,
+    var_c = w_c^T S w_c. The normalisation then folds into per-utterance weights,
+    y[b, c, t] = (x_bt - m_b) . w_c * gamma_c / sqrt(var_bc + eps) + beta_c, and the block's output comes from
+    one (C, k) x (k, T) matmul per utterance on centred windows. No (B, C, T) fp32 copy, no GroupNorm pass
+    and no GroupNorm backward over 3,200 frames per second (the first block dominated the memory-bound part
+    of the step); the statistics, taken in fp64 on the (B, T, k) windows, are exact to fp32 rounding, and the
+    centring keeps a DC offset from costing precision when the matmul runs in bf16. A conv bias cancels
+    against the mean and is not needed.
+
+    Args:
+        waveforms: (B, 1, L).
+        lengths: (B,) valid output frames per utterance (statistics over those only), or None.
+        weight: (C, 1, k) conv weight; norm_weight, norm_bias: (C,) GroupNorm affine.
+    Returns:
+        (B, C, T) normalised conv output (bf16 under autocast, else fp32).
+    """
+    kernel = weight.shape[-1]
+    with torch.autocast(device_type=waveforms.device.type, enabled=False):
+        windows = waveforms[:, 0].double().unfold(-1, kernel, stride)  # (B, T, k)
+        if lengths is None:
+            count = torch.full((windows.shape[0], 1, 1), windows.shape[1], dtype=windows.dtype,
+                               device=windows.device)  # (B, 1, 1)
+            valid = None
+        else:
+            valid = (torch.arange(windows.shape[1], device=windows.device)[None, :] < lengths[:, None])
+            valid = valid[:, :, None].to(windows.dtype)  # (B, T, 1)
+            count = lengths.clamp(min=1).to(windows.dtype)[:, None, None]  # (B, 1, 1)
+        summed = windows.sum(1, keepdim=True) if valid is None else (windows * valid).sum(1, keepdim=True)
+        centred = windows - summed / count  # (B, T, k)
+        weighted = centred if valid is None else centred * valid
+        cov = torch.bmm(weighted.transpose(1, 2), weighted) / count  # (B, k, k), biased as GroupNorm
+        w = weight[:, 0, :].double()  # (C, k)
+        var = torch.einsum("ck,bkl,cl->bc", w, cov, w)  # (B, C)
+        scale = torch.rsqrt(var + eps) * norm_weight.double()  # (B, C)
+        folded = (w[None, :, :] * scale[:, :, None]).float()  # (B, C, k)
+        # beta rides in the matmul as a last weight column against a row of ones: adding it to the (B, C, T)
+        # output (baddbmm) would cost a broadcast copy of the output and a reduction of it backward
+        beta = norm_bias.float()[None, :, None].expand(folded.shape[0], -1, 1)  # (B, C, 1)
+        folded = torch.cat([folded, beta], dim=2)  # (B, C, k + 1)
+        ones = centred.new_ones(centred.shape[:2] + (1,))  # (B, T, 1)
+        windows = torch.cat([centred, ones], dim=2).float().transpose(1, 2)  # (B, k + 1, T)
+    # (B, C, k + 1) x (B, k + 1, T) -> (B, C, T); in bf16 under autocast, like the convolution it replaces
+    return torch.bmm(folded, windows)
+
+
 class ConvBlock(nn.Module):
     """Conv1d(in, out, kernel, stride, bias) -> optional norm ('group' | 'layer' | None) -> GELU."""
 
@@ -94,6 +146,10 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C_in, L_in), lengths (B,) valid output frames of this block -> (B, C_out, L_out)."""
+        if self.norm_kind == "group" and x.shape[1] == 1:  # the waveform block of BASE
+            x = windowed_group_norm_conv(x, lengths, self.conv.weight, self.stride, self.norm.weight,
+                                         self.norm.bias, self.eps)
+            return F.gelu(x)
         x = self.conv(x)
         if self.norm_kind == "group":
             x = masked_group_norm(x, lengths, self.norm.weight, self.norm.bias, self.eps)

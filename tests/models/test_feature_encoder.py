@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from speechssl.models import get_preset
-from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply, masked_group_norm
+from speechssl.models.feature_encoder import (
+    ConvBlock,
+    FeatureEncoder,
+    GradMultiply,
+    masked_group_norm,
+    windowed_group_norm_conv,
+)
 
 
 def test_output_lengths_match_the_convolutions(tiny_cfg):
@@ -29,6 +35,33 @@ def test_masked_group_norm_equals_group_norm_on_the_valid_part():
     torch.testing.assert_close(out[1:, :, :17], ref1, atol=1e-5, rtol=0)
     torch.testing.assert_close(masked_group_norm(x, None, w, b, 1e-5),
                                torch.nn.functional.group_norm(x, 6, w, b, 1e-5))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_windowed_group_norm_conv_equals_conv_then_group_norm(padded):
+    """The first block's conv + GroupNorm folded into one matmul gives conv -> masked_group_norm, values and
+    gradients, with a DC offset in the waveform and padded utterances."""
+    torch.manual_seed(0)
+    block = ConvBlock(1, 16, 10, 5, bias=False, norm="group")
+    with torch.no_grad():
+        block.norm.weight.uniform_(0.5, 1.5)
+        block.norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 1, 4000) * 0.1 + 0.3
+    lengths = torch.tensor([799, 500, 300]) if padded else None
+    params = [block.conv.weight, block.norm.weight, block.norm.bias]
+    ref = masked_group_norm(block.conv(x), lengths, block.norm.weight, block.norm.bias, 1e-5)
+    out = windowed_group_norm_conv(x, lengths, block.conv.weight, 5, block.norm.weight, block.norm.bias, 1e-5)
+    valid = slice(None, 300)  # every utterance's valid frames
+    torch.testing.assert_close(out[..., valid], ref[..., valid], atol=1e-5, rtol=0)
+    g = torch.randn_like(ref)[..., valid]
+    grads_ref = torch.autograd.grad((ref[..., valid] * g).sum(), params)
+    grads_out = torch.autograd.grad((out[..., valid] * g).sum(), params)
+    for a, b in zip(grads_ref, grads_out):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = block(x, lengths)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float()[..., valid], torch.nn.functional.gelu(ref)[..., valid], atol=0.05, rtol=0)
 
 
 def test_norms_run_in_fp32_under_autocast(tiny_cfg):
