@@ -10,6 +10,11 @@ Each block is Conv1d -> [norm] -> GELU. Two normalisation modes, as in fairseq's
 * ``layer_norm`` (LARGE): LayerNorm over channels after every block; per frame, so padding cannot leak.
 
 Both norms run in fp32 even under autocast (fairseq's Fp32GroupNorm / Fp32LayerNorm).
+
+Layout: frames travel time-major, (B, T, C) in memory, and every Conv1d runs as oneDNN's channels-last 2-D
+convolution on a (B, C, 1, T) view of them. On the CPU that is ~20 % faster forward and backward than the
+(B, C, T) layout (whose backward also clones the input of each stride-2 convolution), and the encoder's
+output is already the (B, T, C) the Transformer reads. Parameters keep nn.Conv1d's shapes and names.
 """
 
 from __future__ import annotations
@@ -91,15 +96,15 @@ def windowed_group_norm_conv(
     against the mean and is not needed.
 
     Args:
-        waveforms: (B, 1, L).
+        waveforms: (B, L).
         lengths: (B,) valid output frames per utterance (statistics over those only), or None.
         weight: (C, 1, k) conv weight; norm_weight, norm_bias: (C,) GroupNorm affine.
     Returns:
-        (B, C, T) normalised conv output (bf16 under autocast, else fp32).
+        (B, T, C) normalised conv output, time-major (bf16 under autocast, else fp32).
     """
     kernel = weight.shape[-1]
     with torch.autocast(device_type=waveforms.device.type, enabled=False):
-        windows = waveforms[:, 0].double().unfold(-1, kernel, stride)  # (B, T, k)
+        windows = waveforms.double().unfold(-1, kernel, stride)  # (B, T, k)
         if lengths is None:
             count = torch.full((windows.shape[0], 1, 1), windows.shape[1], dtype=windows.dtype,
                                device=windows.device)  # (B, 1, 1)
@@ -121,13 +126,14 @@ def windowed_group_norm_conv(
         beta = norm_bias.float()[None, :, None].expand(folded.shape[0], -1, 1)  # (B, C, 1)
         folded = torch.cat([folded, beta], dim=2)  # (B, C, k + 1)
         ones = centred.new_ones(centred.shape[:2] + (1,))  # (B, T, 1)
-        windows = torch.cat([centred, ones], dim=2).float().transpose(1, 2)  # (B, k + 1, T)
-    # (B, C, k + 1) x (B, k + 1, T) -> (B, C, T); in bf16 under autocast, like the convolution it replaces
-    return torch.bmm(folded, windows)
+        windows = torch.cat([centred, ones], dim=2).float()  # (B, T, k + 1)
+    # (B, T, k + 1) x (B, k + 1, C) -> (B, T, C); in bf16 under autocast, like the convolution it replaces
+    return torch.bmm(windows, folded.transpose(1, 2))
 
 
 class ConvBlock(nn.Module):
-    """Conv1d(in, out, kernel, stride, bias) -> optional norm ('group' | 'layer' | None) -> GELU."""
+    """Conv1d(in, out, kernel, stride, bias) -> optional norm ('group' | 'layer' | None) -> GELU, on time-major
+    frames (B, T, C)."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel: int, stride: int, *, bias: bool, norm: str | None,
@@ -144,25 +150,38 @@ class ConvBlock(nn.Module):
         else:
             self.norm = None
 
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's Conv1d on time-major frames: x (B, T_in, C_in) -> (B, T_out, C_out)."""
+        if x.shape[-1] == 1:
+            # One input channel (the waveform): a matmul over the (B, T, k) windows; oneDNN is slow at C_in = 1.
+            windows = x[:, :, 0].unfold(-1, self.kernel, self.stride)  # (B, T_out, k)
+            return F.linear(windows, self.conv.weight[:, 0, :], self.conv.bias)  # (B, T_out, C_out)
+        # (B, T, C) memory read as a channels-last (B, C, 1, T) image; the weight (C_out, C_in, 1, k) likewise
+        weight = self.conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, self.conv.bias, stride=(1, self.stride))
+        return y.squeeze(2).transpose(1, 2)  # (B, C_out, 1, T_out) channels-last -> (B, T_out, C_out)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C_in, L_in), lengths (B,) valid output frames of this block -> (B, C_out, L_out)."""
-        if self.norm_kind == "group" and x.shape[1] == 1:  # the waveform block of BASE
-            x = windowed_group_norm_conv(x, lengths, self.conv.weight, self.stride, self.norm.weight,
+        """x (B, T_in, C_in) time-major frames (waveforms as (B, L, 1)), lengths (B,) valid output frames of this
+        block -> (B, T_out, C_out)."""
+        if self.norm_kind == "group" and x.shape[-1] == 1:  # the waveform block of BASE
+            x = windowed_group_norm_conv(x[:, :, 0], lengths, self.conv.weight, self.stride, self.norm.weight,
                                          self.norm.bias, self.eps)
             return F.gelu(x)
-        x = self.conv(x)
-        if self.norm_kind == "group":
-            x = masked_group_norm(x, lengths, self.norm.weight, self.norm.bias, self.eps)
-        elif self.norm_kind == "layer":
-            # LayerNorm over channels per frame, in fp32: (B, C, T) -> (B, T, C) -> (B, C, T)
-            xt = x.transpose(1, 2).float()
-            xt = F.layer_norm(xt, (xt.shape[-1],), self.norm.weight.float(), self.norm.bias.float(), self.eps)
-            x = xt.transpose(1, 2).type_as(x)
+        x = self.convolve(x)
+        if self.norm_kind == "group":  # over time per channel: a (B, C, T) view of the same memory
+            x = masked_group_norm(x.transpose(1, 2), lengths, self.norm.weight, self.norm.bias, self.eps)
+            x = x.transpose(1, 2)
+        elif self.norm_kind == "layer":  # over channels per frame, in fp32
+            xf = x.float()
+            x = F.layer_norm(xf, (xf.shape[-1],), self.norm.weight.float(), self.norm.bias.float(),
+                             self.eps).type_as(x)
         return F.gelu(x)
 
 
 class FeatureEncoder(nn.Module):
-    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T)."""
+    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T) (a transposed view of time-major
+    (B, T, C) memory)."""
 
     def __init__(self, cfg: Wav2Vec2Config) -> None:
         super().__init__()
@@ -185,7 +204,8 @@ class FeatureEncoder(nn.Module):
         return conv_output_lengths(input_lengths, self.kernels, self.strides)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T).
+        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T), a view of
+        time-major memory (`features.transpose(1, 2)` is contiguous).
 
         Raises ValueError when an input (or one utterance's valid part) yields no frame at all.
         """
@@ -202,10 +222,10 @@ class FeatureEncoder(nn.Module):
                 f"utterances of {bad} samples are shorter than the receptive field ({self.receptive_field} "
                 "samples); drop or pad them before the model"
             )
-        x = waveforms[:, None, :]  # (B, 1, L)
+        x = waveforms[:, :, None]  # (B, L, 1): samples as time-major frames of one channel
         block_lengths = lengths
         for block in self.blocks:
             if block_lengths is not None:
                 block_lengths = conv_output_lengths(block_lengths, [block.kernel], [block.stride])
-            x = block(x, block_lengths)
-        return x
+            x = block(x, block_lengths)  # (B, T, C)
+        return x.transpose(1, 2)  # (B, C, T)

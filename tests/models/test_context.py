@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechssl.models.context import SelfAttention, attention_with_dropout
+from speechssl.models.context import Dropout, SelfAttention, matmul_attention
 
 
 def _qkv(seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -15,14 +15,14 @@ def _qkv(seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_attention_with_dropout_is_sdpa_with_the_same_keep_mask(masked):
+def test_matmul_attention_is_sdpa_with_the_same_keep_mask(masked):
     q, k, v = _qkv()
     attn_mask = None
     if masked:
         attn_mask = torch.ones(2, 1, 1, 9, dtype=torch.bool)
         attn_mask[1, ..., 6:] = False
     torch.manual_seed(3)
-    out = attention_with_dropout(q, k, v, attn_mask, 0.3)
+    out = matmul_attention(q, k, v, attn_mask, 0.3)
     torch.manual_seed(3)
     keep = torch.rand(2, 4, 9, 9) >= 0.3
     scores = (q @ k.transpose(-2, -1)) / 8**0.5
@@ -32,7 +32,7 @@ def test_attention_with_dropout_is_sdpa_with_the_same_keep_mask(masked):
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
     # without dropout both paths are SDPA's computation
     sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-    torch.testing.assert_close(attention_with_dropout(q, k, v, attn_mask, 1e-12), sdpa, atol=1e-6, rtol=0)
+    torch.testing.assert_close(matmul_attention(q, k, v, attn_mask, 0.0), sdpa, atol=1e-6, rtol=0)
 
 
 def test_self_attention_drops_about_p_of_the_probabilities_in_training():
@@ -45,3 +45,31 @@ def test_self_attention_drops_about_p_of_the_probabilities_in_training():
     outs = torch.stack([attn(x, None) for _ in range(200)])
     assert not torch.allclose(outs[0], ref)
     torch.testing.assert_close(outs.mean(0), ref, atol=0.05, rtol=0)  # inverted dropout is unbiased
+
+
+def test_dropout_drops_p_and_rescales_like_nn_dropout():
+    torch.manual_seed(0)
+    drop = Dropout(0.2)
+    x = torch.ones(1000, 100, dtype=torch.bfloat16)
+    y = drop(x)
+    assert y.dtype == torch.bfloat16
+    assert set(y.unique().tolist()) <= {0.0, float(torch.tensor(1.25, dtype=torch.bfloat16))}
+    assert abs(float((y == 0).float().mean()) - 0.2) < 0.005
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_positional_conv_equals_conv1d_on_the_transposed_input():
+    """The channels-last 2-D convolution inside PositionalConvEmbedding is its weight-normed Conv1d."""
+    from speechssl.models.context import PositionalConvEmbedding
+
+    torch.manual_seed(1)
+    pos = PositionalConvEmbedding(32, 16, 4)
+    x = torch.randn(2, 10, 32, requires_grad=True)
+    out = pos(x)
+    ref = F.gelu(pos.conv(x.transpose(1, 2))[:, :, :-1]).transpose(1, 2)  # even kernel: drop the last frame
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    g = torch.randn_like(ref)
+    params = [x, *pos.parameters()]
+    for a, b in zip(torch.autograd.grad((out * g).sum(), params), torch.autograd.grad((ref * g).sum(), params)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -46,11 +46,12 @@ def test_windowed_group_norm_conv_equals_conv_then_group_norm(padded):
     with torch.no_grad():
         block.norm.weight.uniform_(0.5, 1.5)
         block.norm.bias.uniform_(-0.5, 0.5)
-    x = torch.randn(3, 1, 4000) * 0.1 + 0.3
+    x = torch.randn(3, 4000) * 0.1 + 0.3
     lengths = torch.tensor([799, 500, 300]) if padded else None
     params = [block.conv.weight, block.norm.weight, block.norm.bias]
-    ref = masked_group_norm(block.conv(x), lengths, block.norm.weight, block.norm.bias, 1e-5)
+    ref = masked_group_norm(block.conv(x[:, None]), lengths, block.norm.weight, block.norm.bias, 1e-5)
     out = windowed_group_norm_conv(x, lengths, block.conv.weight, 5, block.norm.weight, block.norm.bias, 1e-5)
+    out = out.transpose(1, 2)  # (B, T, C) -> (B, C, T) as the reference
     valid = slice(None, 300)  # every utterance's valid frames
     torch.testing.assert_close(out[..., valid], ref[..., valid], atol=1e-5, rtol=0)
     g = torch.randn_like(ref)[..., valid]
@@ -59,9 +60,38 @@ def test_windowed_group_norm_conv_equals_conv_then_group_norm(padded):
     for a, b in zip(grads_ref, grads_out):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = block(x, lengths)
+        low = block(x[:, :, None], lengths).transpose(1, 2)  # time-major frames in and out
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float()[..., valid], torch.nn.functional.gelu(ref)[..., valid], atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["group_norm", "layer_norm"])
+def test_time_major_blocks_equal_conv1d_blocks(tiny_cfg, mode):
+    """Every block (channels-last conv2d or window matmul inside) equals nn.Conv1d -> norm -> GELU on (B, C, T),
+    values and gradients, and the encoder output is a view of contiguous (B, T, C) memory."""
+    torch.manual_seed(1)
+    enc = FeatureEncoder(tiny_cfg.replace(extractor_mode=mode, conv_bias=mode == "layer_norm"))
+    x = torch.randn(2, 3000)
+
+    def reference(waveforms):
+        h = waveforms[:, None, :]
+        for block in enc.blocks:
+            h = block.conv(h)
+            if block.norm_kind == "group":
+                h = torch.nn.functional.group_norm(h, h.shape[1], block.norm.weight, block.norm.bias, 1e-5)
+            elif block.norm_kind == "layer":
+                h = block.norm(h.transpose(1, 2)).transpose(1, 2)
+            h = torch.nn.functional.gelu(h)
+        return h
+
+    out, ref = enc(x), reference(x)
+    assert out.shape == ref.shape and out.transpose(1, 2).is_contiguous()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad((out * g).sum(), list(enc.parameters()))
+    grads_ref = torch.autograd.grad((ref * g).sum(), list(enc.parameters()))
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_norms_run_in_fp32_under_autocast(tiny_cfg):
@@ -70,7 +100,7 @@ def test_norms_run_in_fp32_under_autocast(tiny_cfg):
         block = enc.blocks[0]
         conv_out = block.conv(torch.randn(2, 1, 800))
         assert conv_out.dtype == torch.bfloat16
-        out = block(torch.randn(2, 1, 800))
+        out = block(torch.randn(2, 800, 1))  # time-major: (B, L, 1)
     assert out.dtype == torch.bfloat16  # fp32 inside, cast back like fairseq's Fp32LayerNorm
     assert torch.isfinite(out.float()).all()
 
