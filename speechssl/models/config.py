@@ -31,6 +31,13 @@ class Wav2Vec2Config:
     """Stride of each conv block; the product (320) is the frame hop in samples."""
     conv_bias: bool = False
     """Bias in the conv blocks (True for LARGE)."""
+    conv_smooth_init: float = 0.0
+    """Share of a per-channel moving average in the initial weights of conv blocks 2..n (the rest kaiming-normal,
+    fairseq's init, which 0 keeps exactly). A kaiming-random stack computes phase-dependent features: two
+    neighbouring frames are about as different as any two frames of the utterance, so nothing about a masked
+    frame can be predicted from its neighbours until the encoder has learned a lot. With 0.7 the stack starts as
+    random filters -> rectification -> local averaging, band envelopes that change slowly from frame to frame,
+    and small-scale pretraining learns from its first updates (egs/synthetic/README.md)."""
     feature_grad_mult: float = 0.1
     """Scale of the gradient reaching the feature encoder; 0 runs the encoder without gradient (fine-tuning)."""
 
@@ -193,6 +200,8 @@ class Wav2Vec2Config:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value}")
+        if not 0.0 <= self.conv_smooth_init <= 1.0:
+            raise ValueError(f"`conv_smooth_init` must be in [0, 1], got {self.conv_smooth_init}")
         if self.feature_grad_mult < 0:
             raise ValueError(f"`feature_grad_mult` must be >= 0, got {self.feature_grad_mult}")
         if self.mask_min_masks < 0 or self.mask_channel_min_masks < 0 or self.mask_min_space < 0:

@@ -22,6 +22,22 @@ from speechssl.models.masking import compute_channel_mask, compute_mask_indices,
 from speechssl.models.quantizer import GumbelVectorQuantizer
 
 
+@torch.no_grad()
+def smooth_conv_init_(feature_encoder: FeatureEncoder, share: float) -> None:
+    """Mix a per-channel moving average into the weights of conv blocks 2..n: w = share * avg + (1 - share) * w,
+    where avg[c, c, :] = 1 / kernel (channel c averages itself over the kernel; other channels 0). Block 1 (the
+    filters on the waveform) keeps its random init. See `Wav2Vec2Config.conv_smooth_init`."""
+    if share <= 0:
+        return
+    for block in list(feature_encoder.blocks)[1:]:
+        weight = block.conv.weight  # (C_out, C_in, k)
+        out_channels, in_channels, kernel = weight.shape
+        average = torch.zeros_like(weight)
+        diagonal = torch.arange(min(out_channels, in_channels))
+        average[diagonal, diagonal, :] = 1.0 / kernel
+        weight.mul_(1.0 - share).add_(share * average)
+
+
 def _numpy_rng() -> np.random.Generator:
     """A numpy generator seeded from torch's global RNG, so `torch.manual_seed` makes masks reproducible."""
     return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
@@ -57,6 +73,7 @@ class Wav2Vec2Encoder(nn.Module):
         self.config = cfg
         self.feature_grad_mult = cfg.feature_grad_mult
         self.feature_encoder = FeatureEncoder(cfg)
+        smooth_conv_init_(self.feature_encoder, cfg.conv_smooth_init)
         self.feature_norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.layer_norm_eps)
         self.feature_proj = nn.Linear(cfg.feature_dim, cfg.encoder_embed_dim)
         self.dropout_input = nn.Dropout(cfg.dropout_input)

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The main job (`make demo`): does pretraining pay off? An English corpus synthesised offline (espeak-ng), the
+# `small` model pretrained on all of its training audio, then CTC fine-tuning on 10 minutes and on 1 hour of
+# transcripts, once from the pretrained checkpoint and once from scratch with the same budget, scored on a
+# test set that mixes voices heard in training with voices never heard, without and with a 3-gram LM.
+#
+#   egs/synthetic/run.sh [--stage N] [--stop-stage M] [--quick] [KEY=VALUE ...]
+#
+# Stages (each skipped when its .done marker exists; outputs under DATA and EXP):
+#   0  synthesise the corpus              DATA/corpus/     (speechssl prepare synthetic: train/valid/test, speakers.tsv)
+#   1  label sets                         DATA/lab/        train_rest (pretraining), train_rest_<budget> (nested),
+#                                                          test = test_seen (held-out utterances of seen voices)
+#                                                          + the corpus's test (unseen voices), test.groups
+#   2  pretrain `small`                   EXP/pretrain/    (+experiment=pretrain_cpu on train_rest)
+#   3  fine-tune, per budget              EXP/finetune/<budget>_{pretrained,scratch}/  (+experiment=finetune_cpu;
+#                                                          the two runs of a budget side by side, 1 thread each)
+#   4  3-gram LM + lexicon                DATA/lm/         (from the transcripts of train_rest)
+#   5  decode test                        .../decode_viterbi/, decode_3gram/: recogs-, errs-, wer-summary-test
+#   6  WER table and plots                EXP/results.{md,json}, EXP/plots/
+#
+# Settings (KEY=VALUE):
+#   DATA= EXP=                 output folders (default: data/ and exp/ beside this script)
+#   HOURS=1.4 SEED=1 JOBS=2    corpus size (1.4 h leaves > 1 h of training transcripts), seed, processes
+#   BUDGETS="10 60"            minutes of transcripts to fine-tune on
+#   TEST_SEEN_MINUTES=5        seen-voice utterances held out of pretraining and fine-tuning for the test set
+#   PRETRAIN_UPDATES=1500 FINETUNE_UPDATES=800
+#   PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES=   extra Hydra overrides
+#   LM_ORDER=3 BEAM=100 LM_WEIGHT=1 WORD_SCORE=0
+#
+# --quick: the same stages on a 12-minute corpus with short runs: a smoke test (a few minutes), not a result.
+stage=0
+stop_stage=100
+DATA=
+EXP=
+HOURS=1.4
+SEED=1
+JOBS=2
+BUDGETS="10 60"
+TEST_SEEN_MINUTES=5
+PRETRAIN_UPDATES=1500
+FINETUNE_UPDATES=800
+PRETRAIN_OVERRIDES=
+FINETUNE_OVERRIDES=
+LM_ORDER=3
+BEAM=100
+LM_WEIGHT=1
+WORD_SCORE=0
+
+. "$(dirname "$0")/../common/stages.sh"
+parse_args "$@"
+quick_common=()
+if $quick; then
+  HOURS=0.2 BUDGETS="2 5" TEST_SEEN_MINUTES=1 PRETRAIN_UPDATES=60 FINETUNE_UPDATES=60 BEAM=20
+  quick_common=(trainer.valid_interval=30 trainer.save_interval=30)
+fi
+apply_overrides
+
+DATA=${DATA:-$RECIPE_DIR/data$($quick && echo _quick || true)}
+EXP=${EXP:-$RECIPE_DIR/exp$($quick && echo _quick || true)}
+read -r -a pretrain_overrides <<< "$PRETRAIN_OVERRIDES"
+read -r -a finetune_overrides <<< "$FINETUNE_OVERRIDES"
+TUNE_LM=false
+LM_NAME=${LM_ORDER}gram
+lexicon=$DATA/lm/lexicon.txt
+common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
+. "$REPO_DIR/egs/common/asr.sh"
+
+budget_name() {  # minutes -> the split suffix make_subsets.py writes (10 -> 10min, 60 -> 1h)
+  "$PYTHON" -c "from speechssl.recipes.subsets import budget_name; print(budget_name(float('$1')))"
+}
+
+if stage_enabled 0 "synthesise $HOURS h of English speech (seed $SEED)"; then
+  once "$DATA/corpus/.done" speechssl prepare synthetic "$DATA/corpus" --hours "$HOURS" --seed "$SEED" \
+    --jobs "$JOBS" --quiet
+fi
+
+make_label_sets() {
+  local minutes
+  minutes=$(echo "$BUDGETS" | tr ' ' ',')
+  "$PYTHON" "$REPO_DIR/egs/common/make_subsets.py" "$DATA/corpus" --split train \
+    --hold-out test_seen "$TEST_SEEN_MINUTES" --rest train_rest --minutes "$minutes" --out "$DATA/lab" --seed "$SEED"
+  local ext
+  for ext in tsv wrd ltr; do cp "$DATA/corpus/valid.$ext" "$DATA/lab/valid.$ext"; done
+  "$PYTHON" "$REPO_DIR/egs/common/concat_splits.py" "$DATA/lab" test \
+    "$DATA/lab:test_seen=seen voices" "$DATA/corpus:test=unseen voices"
+}
+if stage_enabled 1 "label sets: budgets $BUDGETS min, $TEST_SEEN_MINUTES min of seen voices held out for test"; then
+  once "$DATA/lab/.done" make_label_sets
+fi
+
+if stage_enabled 2 "pretrain small on train_rest ($PRETRAIN_UPDATES updates)"; then
+  once "$EXP/pretrain/.done" speechssl pretrain +experiment=pretrain_cpu "data.dir=$DATA/lab" \
+    data.train_subset=train_rest "trainer.run_dir=$EXP/pretrain" "trainer.max_updates=$PRETRAIN_UPDATES" \
+    "${common[@]}" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
+fi
+
+# finetune_run NAME INIT_OVERRIDE... : one fine-tuning run of the current budget, 1 thread, logged to a file.
+finetune_run() {
+  local name=$1; shift
+  local dir=$EXP/finetune/$name
+  mkdir -p "$dir"
+  once "$dir/.done" speechssl finetune +experiment=finetune_cpu "data.dir=$DATA/lab" "data.train_subset=$subset" \
+    data.valid_subset=valid "trainer.run_dir=$dir" "trainer.max_updates=$FINETUNE_UPDATES" trainer.threads=1 \
+    "$@" "${common[@]}" ${finetune_overrides[@]+"${finetune_overrides[@]}"} > "$dir.log" 2>&1 \
+    || die "fine-tuning $name failed; see $dir.log"
+}
+if stage_enabled 3 "fine-tune on $BUDGETS min of transcripts: pretrained and scratch, same budget"; then
+  init=$EXP/pretrain/checkpoints/checkpoint_best.pt
+  [[ -e $init ]] || die "no pretrained checkpoint $init: run stage 2 first"
+  for minutes in $BUDGETS; do
+    budget=$(budget_name "$minutes")
+    subset=train_rest_$budget
+    log "  $budget: pretrained and scratch side by side (logs: $EXP/finetune/${budget}_*.log)"
+    # Scratch: the same `small` architecture and init, no encoder freeze (there is nothing to protect).
+    finetune_run "${budget}_pretrained" "init=$init" &
+    pretrained_pid=$!
+    finetune_run "${budget}_scratch" freeze_finetune_updates=0 &
+    scratch_pid=$!
+    wait "$pretrained_pid" || die "fine-tuning ${budget}_pretrained failed"
+    wait "$scratch_pid" || die "fine-tuning ${budget}_scratch failed"
+  done
+fi
+
+if stage_enabled 4 "$LM_NAME LM from the training transcripts"; then
+  once "$DATA/lm/.done" speechssl lm build "$DATA/lab/train_rest.wrd" "$DATA/lm/$LM_NAME.arpa" \
+    --order "$LM_ORDER" --vocab "$DATA/lab/dict.ltr.txt" --lexicon "$lexicon"
+fi
+
+if stage_enabled 5 "decode test (seen + unseen voices), greedy and $LM_NAME LM"; then
+  for minutes in $BUDGETS; do
+    budget=$(budget_name "$minutes")
+    for init in pretrained scratch; do
+      dir=$EXP/finetune/${budget}_$init
+      decode_sets "$dir/checkpoints/checkpoint_best.pt" "$DATA/lab" test "$dir/decode_viterbi"
+      decode_sets "$dir/checkpoints/checkpoint_best.pt" "$DATA/lab" test "$dir/decode_$LM_NAME" \
+        "$DATA/lm/$LM_NAME.arpa" "$lexicon"
+    done
+  done
+fi
+
+results() {
+  local rows=() minutes budget decoder init
+  for decoder in viterbi "$LM_NAME"; do
+    for minutes in $BUDGETS; do
+      budget=$(budget_name "$minutes")
+      for init in pretrained scratch; do
+        rows+=(--row "$budget, $([[ $decoder == viterbi ]] && echo greedy || echo "$LM_NAME LM")" "$init" \
+               "$EXP/finetune/${budget}_$init/decode_$decoder")
+      done
+    done
+  done
+  "$PYTHON" "$REPO_DIR/egs/common/wer_table.py" "${rows[@]}" --subset test --groups "test=$DATA/lab/test.groups" \
+    --title "WER (%) on test: seen + unseen voices" --out "$EXP/results"
+  speechssl plot "$EXP/pretrain" --out "$EXP/plots/pretrain" > /dev/null
+  for minutes in $BUDGETS; do
+    budget=$(budget_name "$minutes")
+    for init in pretrained scratch; do
+      speechssl plot "$EXP/finetune/${budget}_$init" --out "$EXP/plots/${budget}_$init" > /dev/null
+    done
+  done
+}
+if stage_enabled 6 "WER table and plots"; then
+  results
+  log "results: $EXP/results.md; curves: $EXP/plots/"
+fi
