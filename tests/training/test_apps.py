@@ -204,3 +204,18 @@ def test_nan_batch_is_skipped_and_counted(tone_corpus, tmp_path):
     trainer.train_update([bad])
     with pytest.raises(NonFiniteError, match="non-finite updates in a row"):
         trainer.train_update([bad])
+
+
+def test_scratch_finetuning_trains_the_feature_encoder(tone_corpus, tmp_path):
+    """From scratch there is no pretrained encoder to protect: the conv feature encoder trains too (a frozen
+    random encoder would make a strawman baseline); model.feature_grad_mult=0 freezes it on request."""
+    def encoder_after(*extra):
+        trainer = _trainer("finetune", [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=2",
+                                        f"trainer.run_dir={tmp_path / str(len(extra))}", *extra])
+        before = {k: v.clone() for k, v in trainer.model.encoder.feature_encoder.state_dict().items()}
+        trainer.fit()
+        after = trainer.model.encoder.feature_encoder.state_dict()
+        return [k for k in before if not torch.equal(before[k], after[k])]
+
+    assert encoder_after()  # trained
+    assert encoder_after("model.feature_grad_mult=0.0") == []  # frozen on request

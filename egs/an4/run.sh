@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Real speech: the CMU AN4 census corpus (948 training utterances of 74 speakers, 130 test utterances of 10
+# other speakers; spelled letters, numbers, months, commands). The `small` model is pretrained on the training
+# audio (plus an hour of synthetic speech), then fine-tuned with CTC on 10 minutes and on all training
+# transcripts, from the pretrained checkpoint and from scratch with the same budget, and scored on the test
+# speakers, without and with a 3-gram LM.
+#
+#   egs/an4/run.sh AN4=/path/to/an4 [--stage N] [--stop-stage M] [--quick] [KEY=VALUE ...]
+#
+# Get the corpus (free for any use): http://www.speech.cs.cmu.edu/databases/an4/an4_raw.bigendian.tar.gz,
+# unpacked: AN4 is the folder holding etc/ and wav/ (headerless 16-bit big-endian PCM at 16 kHz).
+#
+# Stages (each skipped when its .done marker exists; outputs under DATA and EXP):
+#   0  prepare AN4                        DATA/an4/        train, valid, test, train_10min (+ FLAC audio)
+#   1  synthetic speech for pretraining   DATA/synthetic/  (SYNTH_HOURS of espeak-ng speech; 0: none)
+#   2  pretraining set                    DATA/pretrain/   AN4 train (+ synthetic train), AN4 valid
+#   3  pretrain `small`                   EXP/pretrain/    (+experiment=pretrain_cpu)
+#   4  fine-tune 10 min and all labels    EXP/finetune/{10min,all}_{pretrained,scratch}/
+#   5  3-gram LM + lexicon                DATA/lm/         (from the AN4 training transcripts)
+#   6  decode test                        .../decode_viterbi/, decode_3gram/: recogs-, errs-, wer-summary-test
+#   7  WER table and plots                EXP/results.{md,json}, EXP/plots/
+#
+# Settings (KEY=VALUE):
+#   AN4=                       the AN4 folder (default: ../shared/an4 beside the repository, if there)
+#   DATA= EXP=                 output folders (default: data/ and exp/ beside this script)
+#   SYNTH_HOURS=1 SEED=1 JOBS=2
+#   PRETRAIN_UPDATES=3000 FINETUNE_UPDATES=1500
+#   PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES=   extra Hydra overrides
+#   LM_ORDER=3 BEAM=100 LM_WEIGHT=1 WORD_SCORE=0
+#
+# --quick: the same stages with short runs (a smoke test of a few minutes, not a result).
+stage=0
+stop_stage=100
+AN4=
+DATA=
+EXP=
+SYNTH_HOURS=1
+SEED=1
+JOBS=2
+PRETRAIN_UPDATES=3000
+FINETUNE_UPDATES=1500
+PRETRAIN_OVERRIDES=
+FINETUNE_OVERRIDES=
+LM_ORDER=3
+BEAM=100
+LM_WEIGHT=1
+WORD_SCORE=0
+
+. "$(dirname "$0")/../common/stages.sh"
+parse_args "$@"
+quick_common=()
+if $quick; then
+  SYNTH_HOURS=0.05 PRETRAIN_UPDATES=40 FINETUNE_UPDATES=40 BEAM=20
+  quick_common=(trainer.valid_interval=20 trainer.save_interval=20)
+fi
+apply_overrides
+
+if [[ -z $AN4 && -d $REPO_DIR/../shared/an4/etc ]]; then AN4=$REPO_DIR/../shared/an4; fi
+[[ -n $AN4 && -d $AN4/etc && -d $AN4/wav ]] || die "AN4=DIR is needed: the unpacked an4 folder (etc/, wav/)"
+DATA=${DATA:-$RECIPE_DIR/data$($quick && echo _quick || true)}
+EXP=${EXP:-$RECIPE_DIR/exp$($quick && echo _quick || true)}
+read -r -a pretrain_overrides <<< "$PRETRAIN_OVERRIDES"
+read -r -a finetune_overrides <<< "$FINETUNE_OVERRIDES"
+TUNE_LM=false
+LM_NAME=${LM_ORDER}gram
+lexicon=$DATA/lm/lexicon.txt
+common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
+. "$REPO_DIR/egs/common/asr.sh"
+. "$REPO_DIR/egs/common/compare.sh"
+
+if stage_enabled 0 "prepare AN4 from $AN4"; then
+  once "$DATA/an4/.done" speechssl prepare an4 "$AN4" "$DATA/an4" --seed "$SEED" --jobs "$JOBS" --quiet
+fi
+
+if stage_enabled 1 "$SYNTH_HOURS h of synthetic speech for pretraining"; then
+  if [[ $SYNTH_HOURS =~ ^0*\.?0*$ ]]; then
+    log "  SYNTH_HOURS=0: AN4 audio only"
+  else
+    once "$DATA/synthetic/.done" speechssl prepare synthetic "$DATA/synthetic" --hours "$SYNTH_HOURS" \
+      --seed "$SEED" --jobs "$JOBS" --quiet
+  fi
+fi
+
+make_pretrain_set() {
+  local parts=("$DATA/an4:train")
+  [[ -f $DATA/synthetic/train.tsv ]] && parts+=("$DATA/synthetic:train")
+  "$PYTHON" "$REPO_DIR/egs/common/concat_splits.py" "$DATA/pretrain" train "${parts[@]}"
+  "$PYTHON" "$REPO_DIR/egs/common/concat_splits.py" "$DATA/pretrain" valid "$DATA/an4:valid"
+}
+if stage_enabled 2 "pretraining set: AN4 train audio$([[ $SYNTH_HOURS =~ ^0*\.?0*$ ]] || echo ' + synthetic')"; then
+  once "$DATA/pretrain/.done" make_pretrain_set
+fi
+
+if stage_enabled 3 "pretrain small ($PRETRAIN_UPDATES updates)"; then
+  once "$EXP/pretrain/.done" speechssl pretrain +experiment=pretrain_cpu "data.dir=$DATA/pretrain" \
+    "trainer.run_dir=$EXP/pretrain" "trainer.max_updates=$PRETRAIN_UPDATES" \
+    "${common[@]}" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
+fi
+
+if stage_enabled 4 "fine-tune on 10 min and on all AN4 transcripts: pretrained and scratch, same budget"; then
+  init=$EXP/pretrain/checkpoints/checkpoint_best.pt
+  finetune_pair 10min "$DATA/an4" train_10min "$init"
+  finetune_pair all "$DATA/an4" train "$init"
+fi
+
+if stage_enabled 5 "$LM_NAME LM from the AN4 training transcripts"; then
+  once "$DATA/lm/.done" speechssl lm build "$DATA/an4/train.wrd" "$DATA/lm/$LM_NAME.arpa" \
+    --order "$LM_ORDER" --vocab "$DATA/an4/dict.ltr.txt" --lexicon "$lexicon"
+fi
+
+if stage_enabled 6 "decode test (10 unseen speakers), greedy and $LM_NAME LM"; then
+  for name in 10min all; do
+    decode_pair "$name" "$DATA/an4" test "$DATA/lm/$LM_NAME.arpa" "$lexicon"
+  done
+fi
+
+if stage_enabled 7 "WER table and plots"; then
+  compare_table "$EXP/results" "WER (%) on AN4 test (10 speakers never heard)" test "" 10min all
+  plot_runs 10min all
+  log "results: $EXP/results.md; curves: $EXP/plots/"
+fi

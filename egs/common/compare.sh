@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Pretrained-versus-scratch helpers of the CPU recipes (egs/synthetic, egs/an4), sourced after asr.sh. They read
+# the recipe's EXP, FINETUNE_UPDATES, LM_NAME and the arrays `common` and `finetune_overrides`.
+#
+#   finetune_pair NAME DATA_DIR SUBSET INIT_CKPT   # EXP/finetune/NAME_{pretrained,scratch}, side by side
+#   decode_pair NAME DATA_DIR SUBSETS LM LEXICON   # greedy and LM decoding of both
+#   compare_table OUT TITLE SUBSET GROUPS NAME...  # the WER table (GROUPS: utterance-id<TAB>group file or "")
+#   plot_runs NAME...                              # EXP/plots/<run>/ curves of the pretraining and every run
+
+# finetune_run NAME DATA_DIR SUBSET OVERRIDE...: one fine-tuning run (+experiment=finetune_cpu), 1 thread,
+# its output in EXP/finetune/NAME.log.
+finetune_run() {
+  local name=$1 data=$2 subset=$3; shift 3
+  local dir=$EXP/finetune/$name
+  mkdir -p "$dir"
+  once "$dir/.done" speechssl finetune +experiment=finetune_cpu "data.dir=$data" "data.train_subset=$subset" \
+    data.valid_subset=valid "trainer.run_dir=$dir" "trainer.max_updates=$FINETUNE_UPDATES" trainer.threads=1 \
+    "$@" ${common[@]+"${common[@]}"} ${finetune_overrides[@]+"${finetune_overrides[@]}"} > "$dir.log" 2>&1 \
+    || die "fine-tuning $name failed; see $dir.log"
+}
+
+# finetune_pair NAME DATA_DIR SUBSET INIT_CKPT: the pretrained and the scratch run of one label budget, at the
+# same time on one thread each. Scratch is the same architecture and init, without the head-only warm-up
+# (a random encoder has nothing to protect); its feature encoder trains (see speechssl/training/finetune.py).
+finetune_pair() {
+  local name=$1 data=$2 subset=$3 init=$4 pretrained_pid scratch_pid
+  [[ -e $init ]] || die "no pretrained checkpoint $init: run the pretraining stage first"
+  log "  $name: pretrained and scratch side by side (logs: $EXP/finetune/${name}_*.log)"
+  finetune_run "${name}_pretrained" "$data" "$subset" "init=$init" &
+  pretrained_pid=$!
+  finetune_run "${name}_scratch" "$data" "$subset" freeze_finetune_updates=0 &
+  scratch_pid=$!
+  wait "$pretrained_pid" || die "fine-tuning ${name}_pretrained failed"
+  wait "$scratch_pid" || die "fine-tuning ${name}_scratch failed"
+}
+
+# decode_pair NAME DATA_DIR SUBSETS LM LEXICON: both runs of NAME, greedy and with the LM.
+decode_pair() {
+  local name=$1 data=$2 subsets=$3 lm=$4 lexicon=$5 init dir
+  for init in pretrained scratch; do
+    dir=$EXP/finetune/${name}_$init
+    decode_sets "$dir/checkpoints/checkpoint_best.pt" "$data" "$subsets" "$dir/decode_viterbi"
+    decode_sets "$dir/checkpoints/checkpoint_best.pt" "$data" "$subsets" "$dir/decode_$LM_NAME" "$lm" "$lexicon"
+  done
+}
+
+# compare_table OUT TITLE SUBSET GROUPS NAME...: rows (budget, decoder) x (pretrained, scratch), the relative WER
+# reduction per budget; GROUPS (utterance-id<TAB>group) adds a WER column per group.
+compare_table() {
+  local out=$1 title=$2 subset=$3 groups=$4 rows=() decoder name init label
+  shift 4
+  for decoder in viterbi "$LM_NAME"; do
+    for name in "$@"; do
+      label="$name, $([[ $decoder == viterbi ]] && echo greedy || echo "$LM_NAME LM")"
+      for init in pretrained scratch; do
+        rows+=(--row "$label" "$init" "$EXP/finetune/${name}_$init/decode_$decoder")
+      done
+    done
+  done
+  "$PYTHON" "$REPO_DIR/egs/common/wer_table.py" "${rows[@]}" --subset "$subset" \
+    ${groups:+--groups "$subset=$groups"} --title "$title" --out "$out"
+}
+
+# plot_runs NAME...: PNG curves of the pretraining run and of both runs of every NAME, under EXP/plots/.
+plot_runs() {
+  local name init
+  speechssl plot "$EXP/pretrain" --out "$EXP/plots/pretrain" > /dev/null
+  for name in "$@"; do
+    for init in pretrained scratch; do
+      speechssl plot "$EXP/finetune/${name}_$init" --out "$EXP/plots/${name}_$init" > /dev/null
+    done
+  done
+}
