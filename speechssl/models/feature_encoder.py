@@ -11,10 +11,12 @@ Each block is Conv1d -> [norm] -> GELU. Two normalisation modes, as in fairseq's
 
 Both norms run in fp32 even under autocast (fairseq's Fp32GroupNorm / Fp32LayerNorm).
 
-Layout: frames travel time-major, (B, T, C) in memory, and every Conv1d runs as oneDNN's channels-last 2-D
-convolution on a (B, C, 1, T) view of them. On the CPU that is ~20 % faster forward and backward than the
-(B, C, T) layout (whose backward also clones the input of each stride-2 convolution), and the encoder's
-output is already the (B, T, C) the Transformer reads. Parameters keep nn.Conv1d's shapes and names.
+Layout: blocks pass frames as (B, T, C). In bf16 (autocast) on the CPU they are time-major in memory too and
+every Conv1d runs as oneDNN's channels-last 2-D convolution on a (B, C, 1, T) view of them: ~20 % faster
+forward and backward than the (B, C, T) layout (whose backward also clones the input of each stride-2
+convolution), and the encoder's output is already the (B, T, C) memory the Transformer reads. In fp32, where
+oneDNN's channels-last convolutions are ~2x slower backward, the memory stays (B, C, T) and the convolutions
+are plain Conv1d. Parameters keep nn.Conv1d's shapes and names either way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ class GradMultiply(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         return grad * ctx.scale, None
+
+
+def channels_last_pays(x: torch.Tensor) -> bool:
+    """Whether the convolutions on `x` should run channels-last: on the CPU in bf16/fp16 (autocast or not)."""
+    if x.device.type != "cpu":
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu") in (torch.bfloat16, torch.float16)
+    return x.dtype in (torch.bfloat16, torch.float16)
 
 
 def conv_output_lengths(lengths: torch.Tensor, kernels: list[int], strides: list[int]) -> torch.Tensor:
@@ -81,7 +92,7 @@ def masked_group_norm(
 
 def windowed_group_norm_conv(
     waveforms: torch.Tensor, lengths: torch.Tensor | None, weight: torch.Tensor, stride: int,
-    norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float,
+    norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float, *, time_major: bool = True,
 ) -> torch.Tensor:
     """Conv1d(1, C, k, stride) -> GroupNorm(C groups) -> (no activation), computed as one batched matmul.
 
@@ -99,8 +110,10 @@ def windowed_group_norm_conv(
         waveforms: (B, L).
         lengths: (B,) valid output frames per utterance (statistics over those only), or None.
         weight: (C, 1, k) conv weight; norm_weight, norm_bias: (C,) GroupNorm affine.
+        time_major: lay the output out as (B, T, C) in memory; else as (B, C, T) (the returned shape is
+            (B, T, C) either way).
     Returns:
-        (B, T, C) normalised conv output, time-major (bf16 under autocast, else fp32).
+        (B, T, C) normalised conv output (bf16 under autocast, else fp32).
     """
     kernel = weight.shape[-1]
     with torch.autocast(device_type=waveforms.device.type, enabled=False):
@@ -128,7 +141,9 @@ def windowed_group_norm_conv(
         ones = centred.new_ones(centred.shape[:2] + (1,))  # (B, T, 1)
         windows = torch.cat([centred, ones], dim=2).float()  # (B, T, k + 1)
     # (B, T, k + 1) x (B, k + 1, C) -> (B, T, C); in bf16 under autocast, like the convolution it replaces
-    return torch.bmm(windows, folded.transpose(1, 2))
+    if time_major:
+        return torch.bmm(windows, folded.transpose(1, 2))
+    return torch.bmm(folded, windows.transpose(1, 2)).transpose(1, 2)  # (B, C, T) memory
 
 
 class ConvBlock(nn.Module):
@@ -151,22 +166,25 @@ class ConvBlock(nn.Module):
             self.norm = None
 
     def convolve(self, x: torch.Tensor) -> torch.Tensor:
-        """The block's Conv1d on time-major frames: x (B, T_in, C_in) -> (B, T_out, C_out)."""
+        """The block's Conv1d on frames x (B, T_in, C_in) -> (B, T_out, C_out) (see the module's Layout)."""
         if x.shape[-1] == 1:
             # One input channel (the waveform): a matmul over the (B, T, k) windows; oneDNN is slow at C_in = 1.
             windows = x[:, :, 0].unfold(-1, self.kernel, self.stride)  # (B, T_out, k)
             return F.linear(windows, self.conv.weight[:, 0, :], self.conv.bias)  # (B, T_out, C_out)
+        if not channels_last_pays(x):
+            y = F.conv1d(x.transpose(1, 2), self.conv.weight, self.conv.bias, stride=self.stride)  # (B, C, T)
+            return y.transpose(1, 2)  # (B, T_out, C_out), (B, C, T) memory
         # (B, T, C) memory read as a channels-last (B, C, 1, T) image; the weight (C_out, C_in, 1, k) likewise
         weight = self.conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, self.conv.bias, stride=(1, self.stride))
         return y.squeeze(2).transpose(1, 2)  # (B, C_out, 1, T_out) channels-last -> (B, T_out, C_out)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T_in, C_in) time-major frames (waveforms as (B, L, 1)), lengths (B,) valid output frames of this
-        block -> (B, T_out, C_out)."""
+        """x (B, T_in, C_in) frames (waveforms as (B, L, 1)), lengths (B,) valid output frames of this block
+        -> (B, T_out, C_out)."""
         if self.norm_kind == "group" and x.shape[-1] == 1:  # the waveform block of BASE
             x = windowed_group_norm_conv(x[:, :, 0], lengths, self.conv.weight, self.stride, self.norm.weight,
-                                         self.norm.bias, self.eps)
+                                         self.norm.bias, self.eps, time_major=channels_last_pays(x))
             return F.gelu(x)
         x = self.convolve(x)
         if self.norm_kind == "group":  # over time per channel: a (B, C, T) view of the same memory
@@ -180,8 +198,8 @@ class ConvBlock(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T) (a transposed view of time-major
-    (B, T, C) memory)."""
+    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T) (in bf16 on the CPU a transposed
+    view of time-major (B, T, C) memory)."""
 
     def __init__(self, cfg: Wav2Vec2Config) -> None:
         super().__init__()
@@ -204,8 +222,8 @@ class FeatureEncoder(nn.Module):
         return conv_output_lengths(input_lengths, self.kernels, self.strides)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T), a view of
-        time-major memory (`features.transpose(1, 2)` is contiguous).
+        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T) (in bf16 on the
+        CPU a view of time-major memory: `features.transpose(1, 2)` is contiguous).
 
         Raises ValueError when an input (or one utterance's valid part) yields no frame at all.
         """
@@ -227,5 +245,5 @@ class FeatureEncoder(nn.Module):
         for block in self.blocks:
             if block_lengths is not None:
                 block_lengths = conv_output_lengths(block_lengths, [block.kernel], [block.stride])
-            x = block(x, block_lengths)  # (B, T, C)
+            x = block(x, block_lengths)  # (B, T, C) frames
         return x.transpose(1, 2)  # (B, C, T)

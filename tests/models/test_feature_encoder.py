@@ -65,10 +65,15 @@ def test_windowed_group_norm_conv_equals_conv_then_group_norm(padded):
     torch.testing.assert_close(low.float()[..., valid], torch.nn.functional.gelu(ref)[..., valid], atol=0.05, rtol=0)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("mode", ["group_norm", "layer_norm"])
-def test_time_major_blocks_equal_conv1d_blocks(tiny_cfg, mode):
-    """Every block (channels-last conv2d or window matmul inside) equals nn.Conv1d -> norm -> GELU on (B, C, T),
-    values and gradients, and the encoder output is a view of contiguous (B, T, C) memory."""
+def test_blocks_equal_conv1d_blocks_in_either_layout(tiny_cfg, mode, channels_last, monkeypatch):
+    """Every block (channels-last conv2d, Conv1d or window matmul inside) equals nn.Conv1d -> norm -> GELU on
+    (B, C, T), values and gradients; channels-last (bf16 on the CPU, forced here in fp32) leaves the output a
+    view of contiguous (B, T, C) memory."""
+    import speechssl.models.feature_encoder as fe
+
+    monkeypatch.setattr(fe, "channels_last_pays", lambda x: channels_last)
     torch.manual_seed(1)
     enc = FeatureEncoder(tiny_cfg.replace(extractor_mode=mode, conv_bias=mode == "layer_norm"))
     x = torch.randn(2, 3000)
@@ -85,7 +90,7 @@ def test_time_major_blocks_equal_conv1d_blocks(tiny_cfg, mode):
         return h
 
     out, ref = enc(x), reference(x)
-    assert out.shape == ref.shape and out.transpose(1, 2).is_contiguous()
+    assert out.shape == ref.shape and (out.transpose(1, 2).is_contiguous() or not channels_last)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     g = torch.randn_like(ref)
     grads = torch.autograd.grad((out * g).sum(), list(enc.parameters()))
@@ -129,3 +134,14 @@ def test_layer_norm_mode_has_a_norm_per_block():
     enc = FeatureEncoder(get_preset("tiny").replace(extractor_mode="layer_norm", conv_bias=True))
     assert all(isinstance(b.norm, torch.nn.LayerNorm) for b in enc.blocks)
     assert all(b.conv.bias is not None for b in enc.blocks)
+
+
+def test_channels_last_only_for_low_precision_on_the_cpu():
+    from speechssl.models.feature_encoder import channels_last_pays
+
+    x = torch.zeros(2, 3)
+    assert not channels_last_pays(x) and channels_last_pays(x.bfloat16())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert channels_last_pays(x)
+        enc = FeatureEncoder(get_preset("tiny"))
+        assert enc(torch.randn(2, 4000)).transpose(1, 2).is_contiguous()
