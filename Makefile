@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch; an unpinned torch would pull several GB of CUDA packages.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo demo-quick lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,12 @@ install: $(VENV)/.installed
 test: install
 	$(BIN)/python -m pytest tests
 
+# The main job: synthetic corpus -> pretrain -> fine-tune pretrained vs scratch -> WER table (about half an
+# hour on 2 CPU cores; egs/synthetic/README.md). demo-quick: the same stages in a few minutes (a smoke test).
 demo: install
+	bash egs/synthetic/run.sh
+
+demo-quick: install
 	bash egs/synthetic/run.sh --quick
 
 lint: install

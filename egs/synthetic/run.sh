@@ -64,6 +64,7 @@ LM_NAME=${LM_ORDER}gram
 lexicon=$DATA/lm/lexicon.txt
 common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
 . "$REPO_DIR/egs/common/asr.sh"
+. "$REPO_DIR/egs/common/compare.sh"
 
 budget_name() {  # minutes -> the split suffix make_subsets.py writes (10 -> 10min, 60 -> 1h)
   "$PYTHON" -c "from speechssl.recipes.subsets import budget_name; print(budget_name(float('$1')))"
@@ -94,30 +95,10 @@ if stage_enabled 2 "pretrain small on train_rest ($PRETRAIN_UPDATES updates)"; t
     "${common[@]}" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
 fi
 
-# finetune_run NAME INIT_OVERRIDE... : one fine-tuning run of the current budget, 1 thread, logged to a file.
-finetune_run() {
-  local name=$1; shift
-  local dir=$EXP/finetune/$name
-  mkdir -p "$dir"
-  once "$dir/.done" speechssl finetune +experiment=finetune_cpu "data.dir=$DATA/lab" "data.train_subset=$subset" \
-    data.valid_subset=valid "trainer.run_dir=$dir" "trainer.max_updates=$FINETUNE_UPDATES" trainer.threads=1 \
-    "$@" "${common[@]}" ${finetune_overrides[@]+"${finetune_overrides[@]}"} > "$dir.log" 2>&1 \
-    || die "fine-tuning $name failed; see $dir.log"
-}
 if stage_enabled 3 "fine-tune on $BUDGETS min of transcripts: pretrained and scratch, same budget"; then
-  init=$EXP/pretrain/checkpoints/checkpoint_best.pt
-  [[ -e $init ]] || die "no pretrained checkpoint $init: run stage 2 first"
   for minutes in $BUDGETS; do
     budget=$(budget_name "$minutes")
-    subset=train_rest_$budget
-    log "  $budget: pretrained and scratch side by side (logs: $EXP/finetune/${budget}_*.log)"
-    # Scratch: the same `small` architecture and init, no encoder freeze (there is nothing to protect).
-    finetune_run "${budget}_pretrained" "init=$init" &
-    pretrained_pid=$!
-    finetune_run "${budget}_scratch" freeze_finetune_updates=0 &
-    scratch_pid=$!
-    wait "$pretrained_pid" || die "fine-tuning ${budget}_pretrained failed"
-    wait "$scratch_pid" || die "fine-tuning ${budget}_scratch failed"
+    finetune_pair "$budget" "$DATA/lab" "train_rest_$budget" "$EXP/pretrain/checkpoints/checkpoint_best.pt"
   done
 fi
 
@@ -128,38 +109,14 @@ fi
 
 if stage_enabled 5 "decode test (seen + unseen voices), greedy and $LM_NAME LM"; then
   for minutes in $BUDGETS; do
-    budget=$(budget_name "$minutes")
-    for init in pretrained scratch; do
-      dir=$EXP/finetune/${budget}_$init
-      decode_sets "$dir/checkpoints/checkpoint_best.pt" "$DATA/lab" test "$dir/decode_viterbi"
-      decode_sets "$dir/checkpoints/checkpoint_best.pt" "$DATA/lab" test "$dir/decode_$LM_NAME" \
-        "$DATA/lm/$LM_NAME.arpa" "$lexicon"
-    done
+    decode_pair "$(budget_name "$minutes")" "$DATA/lab" test "$DATA/lm/$LM_NAME.arpa" "$lexicon"
   done
 fi
 
-results() {
-  local rows=() minutes budget decoder init
-  for decoder in viterbi "$LM_NAME"; do
-    for minutes in $BUDGETS; do
-      budget=$(budget_name "$minutes")
-      for init in pretrained scratch; do
-        rows+=(--row "$budget, $([[ $decoder == viterbi ]] && echo greedy || echo "$LM_NAME LM")" "$init" \
-               "$EXP/finetune/${budget}_$init/decode_$decoder")
-      done
-    done
-  done
-  "$PYTHON" "$REPO_DIR/egs/common/wer_table.py" "${rows[@]}" --subset test --groups "test=$DATA/lab/test.groups" \
-    --title "WER (%) on test: seen + unseen voices" --out "$EXP/results"
-  speechssl plot "$EXP/pretrain" --out "$EXP/plots/pretrain" > /dev/null
-  for minutes in $BUDGETS; do
-    budget=$(budget_name "$minutes")
-    for init in pretrained scratch; do
-      speechssl plot "$EXP/finetune/${budget}_$init" --out "$EXP/plots/${budget}_$init" > /dev/null
-    done
-  done
-}
 if stage_enabled 6 "WER table and plots"; then
-  results
+  names=()
+  for minutes in $BUDGETS; do names+=("$(budget_name "$minutes")"); done
+  compare_table "$EXP/results" "WER (%) on test: seen + unseen voices" test "$DATA/lab/test.groups" "${names[@]}"
+  plot_runs "${names[@]}"
   log "results: $EXP/results.md; curves: $EXP/plots/"
 fi
