@@ -57,16 +57,7 @@ apply_overrides
 
 if [[ -z $AN4 && -d $REPO_DIR/../shared/an4/etc ]]; then AN4=$REPO_DIR/../shared/an4; fi
 [[ -n $AN4 && -d $AN4/etc && -d $AN4/wav ]] || die "AN4=DIR is needed: the unpacked an4 folder (etc/, wav/)"
-DATA=${DATA:-$RECIPE_DIR/data$($quick && echo _quick || true)}
-EXP=${EXP:-$RECIPE_DIR/exp$($quick && echo _quick || true)}
-read -r -a pretrain_overrides <<< "$PRETRAIN_OVERRIDES"
-read -r -a finetune_overrides <<< "$FINETUNE_OVERRIDES"
-TUNE_LM=false
-LM_NAME=${LM_ORDER}gram
-lexicon=$DATA/lm/lexicon.txt
-common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
-. "$REPO_DIR/egs/common/asr.sh"
-. "$REPO_DIR/egs/common/compare.sh"
+. "$REPO_DIR/egs/common/compare.sh"   # DATA, EXP, override arrays, LM_NAME, lexicon; asr.sh
 
 if stage_enabled 0 "prepare AN4 from $AN4"; then
   once "$DATA/an4/.done" speechssl prepare an4 "$AN4" "$DATA/an4" --seed "$SEED" --jobs "$JOBS" --quiet

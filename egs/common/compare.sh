@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Pretrained-versus-scratch helpers of the CPU recipes (egs/synthetic, egs/an4), sourced after asr.sh. They read
-# the recipe's EXP, FINETUNE_UPDATES, LM_NAME and the arrays `common` and `finetune_overrides`.
+# Pretrained-versus-scratch helpers of the CPU recipes (egs/synthetic, egs/an4), sourced once the settings are
+# final (after apply_overrides). Sourcing sets what both recipes share: DATA and EXP (default data/ and exp/
+# beside the recipe, data_quick/ and exp_quick/ with --quick), the arrays pretrain_overrides,
+# finetune_overrides (from PRETRAIN_OVERRIDES, FINETUNE_OVERRIDES) and common (the recipe's quick_common), the
+# LM name and lexicon path (LM_NAME, lexicon), and loads asr.sh (decode_sets) with the LM grid off.
 #
 #   finetune_pair NAME DATA_DIR SUBSET INIT_CKPT   # EXP/finetune/NAME_{pretrained,scratch}, side by side
 #   decode_pair NAME DATA_DIR SUBSETS LM LEXICON   # greedy and LM decoding of both
 #   compare_table OUT TITLE SUBSET GROUPS NAME...  # the WER table (GROUPS: utterance-id<TAB>group file or "")
 #   plot_runs NAME...                              # EXP/plots/<run>/ curves of the pretraining and every run
+
+DATA=${DATA:-$RECIPE_DIR/data$($quick && echo _quick || true)}
+EXP=${EXP:-$RECIPE_DIR/exp$($quick && echo _quick || true)}
+read -r -a pretrain_overrides <<< "$PRETRAIN_OVERRIDES"
+read -r -a finetune_overrides <<< "$FINETUNE_OVERRIDES"
+TUNE_LM=false
+LM_NAME=${LM_ORDER}gram
+lexicon=$DATA/lm/lexicon.txt
+common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
+. "$REPO_DIR/egs/common/asr.sh"
 
 # finetune_run NAME DATA_DIR SUBSET OVERRIDE...: one fine-tuning run (+experiment=finetune_cpu), 1 thread,
 # its output in EXP/finetune/NAME.log.

@@ -60,16 +60,7 @@ if $quick; then
 fi
 apply_overrides
 
-DATA=${DATA:-$RECIPE_DIR/data$($quick && echo _quick || true)}
-EXP=${EXP:-$RECIPE_DIR/exp$($quick && echo _quick || true)}
-read -r -a pretrain_overrides <<< "$PRETRAIN_OVERRIDES"
-read -r -a finetune_overrides <<< "$FINETUNE_OVERRIDES"
-TUNE_LM=false
-LM_NAME=${LM_ORDER}gram
-lexicon=$DATA/lm/lexicon.txt
-common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
-. "$REPO_DIR/egs/common/asr.sh"
-. "$REPO_DIR/egs/common/compare.sh"
+. "$REPO_DIR/egs/common/compare.sh"   # DATA, EXP, override arrays, LM_NAME, lexicon; asr.sh
 
 budget_name() {  # minutes -> the split suffix make_subsets.py writes (10 -> 10min, 60 -> 1h)
   "$PYTHON" -c "from speechssl.recipes.subsets import budget_name; print(budget_name(float('$1')))"
