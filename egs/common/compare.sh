@@ -6,6 +6,8 @@
 # LM name and lexicon path (LM_NAME, lexicon), and loads asr.sh (decode_sets) with the LM grid off.
 #
 #   finetune_pair NAME DATA_DIR SUBSET INIT_CKPT   # EXP/finetune/NAME_{pretrained,scratch}, side by side
+#   finetune_run NAME DATA_DIR SUBSET OVERRIDE...  # one run (1 thread); put it in the background after pool_slot
+#   pool_slot; cmd &                               # at most JOBS background jobs at a time
 #   decode_pair NAME DATA_DIR SUBSETS LM LEXICON   # greedy and LM decoding of both
 #   compare_table OUT TITLE SUBSET GROUPS NAME...  # the WER table (GROUPS: utterance-id<TAB>group file or "")
 #   plot_runs NAME...                              # EXP/plots/<run>/ curves of the pretraining and every run
@@ -47,6 +49,14 @@ finetune_pair() {
   wait "$scratch_pid" || die "fine-tuning ${name}_scratch failed"
 }
 
+# pool_slot: wait until fewer than JOBS (default 2) background jobs of this shell run, so that the next one can
+# start. A job that fails says so in its log; callers check the jobs' .done markers afterwards.
+pool_slot() {
+  while (($(jobs -rp | wc -l) >= ${JOBS:-2})); do
+    wait -n || true
+  done
+}
+
 # decode_pair NAME DATA_DIR SUBSETS LM LEXICON: both runs of NAME, greedy and with the LM.
 decode_pair() {
   local name=$1 data=$2 subsets=$3 lm=$4 lexicon=$5 init dir
@@ -58,13 +68,14 @@ decode_pair() {
 }
 
 # compare_table OUT TITLE SUBSET GROUPS NAME...: rows (budget, decoder) x (pretrained, scratch), the relative WER
-# reduction per budget; GROUPS (utterance-id<TAB>group) adds a WER column per group.
+# reduction per budget; GROUPS (utterance-id<TAB>group) adds a WER column per group. Runs named BUDGET_seedN
+# are further fine-tuning seeds of BUDGET: the table shows their mean and lists each run.
 compare_table() {
   local out=$1 title=$2 subset=$3 groups=$4 rows=() decoder name init label
   shift 4
   for decoder in viterbi "$LM_NAME"; do
     for name in "$@"; do
-      label="$name, $([[ $decoder == viterbi ]] && echo greedy || echo "$LM_NAME LM")"
+      label="${name%_seed*}, $([[ $decoder == viterbi ]] && echo greedy || echo "$LM_NAME LM")"
       for init in pretrained scratch; do
         rows+=(--row "$label" "$init" "$EXP/finetune/${name}_$init/decode_$decoder")
       done

@@ -7,6 +7,8 @@
 
 One row per model (labels, init), a WER and a CER column per subset, a WER column per group of a subset
 (utterance-id<TAB>group files), then pretrained vs scratch per label budget: the relative WER reduction.
+Several rows with the same (labels, init) are runs of one setting (fine-tuning seeds): the tables use their
+mean, and a third table lists each run.
 Writes OUT.md (both tables) and OUT.json (every number).
 """
 
@@ -18,6 +20,24 @@ import sys
 from pathlib import Path
 
 from speechssl.recipes.results import group_scores, markdown_table, read_groups, read_score, relative_reduction
+
+
+def mean_over_runs(runs: list[dict], columns: list[str]) -> list[dict]:
+    """One record per (labels, init), in first-seen order: the mean of every column over the runs that share
+    it (fine-tuning seeds), their count in "runs" and their decoding directories in "decode_dirs"."""
+    grouped: dict[tuple, list[dict]] = {}
+    for run in runs:
+        grouped.setdefault((run["labels"], run["init"]), []).append(run)
+    records = []
+    for (labels, init), group in grouped.items():
+        record: dict[str, object] = {"labels": labels, "init": init, "runs": len(group),
+                                     "decode_dirs": [r["decode_dir"] for r in group]}
+        for c in columns:
+            values = [float(r[c]) for r in group if r.get(c) is not None]
+            if values:
+                record[c] = round(sum(values) / len(values), 2) if len(values) > 1 else values[0]
+        records.append(record)
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         columns += [k for k in record if k not in columns and k not in ("labels", "init", "decode_dir")]
         records.append(record)
 
-    table = markdown_table(["labels", args.init_header, *columns],
-                           [[r["labels"], r["init"], *(r.get(c) for c in columns)] for r in records])
+    runs = records
+    records = mean_over_runs(runs, columns)
+    repeated = any(r["runs"] > 1 for r in records)
+    headers = ["labels", args.init_header, *(["runs"] if repeated else []), *columns]
+    table = markdown_table(headers, [[r["labels"], r["init"], *([r["runs"]] if repeated else []),
+                                      *(r.get(c) for c in columns)] for r in records])
     comparisons = []
     wer_columns = [c for c in columns if " WER" in c]
     for labels in dict.fromkeys(r["labels"] for r in records):
@@ -64,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                     comparisons.append({"labels": labels, "measure": c, "scratch": s, "pretrained": p,
                                         "relative_reduction": gain})
     text = f"### {args.title}\n\n{table}\n"
+    if repeated:
+        text += ("\nRows with several runs (fine-tuning seeds) show their mean; each run:\n\n"
+                 + markdown_table(["labels", args.init_header, "run", *columns],
+                                  [[r["labels"], r["init"], Path(r["decode_dir"]).parent.name,
+                                    *(r.get(c) for c in columns)] for r in runs]) + "\n")
     if comparisons:
         text += "\n### pretrained vs scratch\n\n" + markdown_table(
             ["labels", "measure", "scratch WER", "pretrained WER", "relative reduction"],
@@ -72,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
              for c in comparisons]) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text, encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps({"rows": records, "comparisons": comparisons}, indent=2)
+    args.out.with_suffix(".json").write_text(json.dumps({"rows": records, "runs": runs, "comparisons": comparisons},
+                                                        indent=2)
                                              + "\n", encoding="utf-8")
     print(text)
     return 0

@@ -1,5 +1,6 @@
 """egs/synthetic/run.sh --quick end to end (the `make demo` smoke test): every stage, the table's rows and
-groups, the numbers equal to what `speechssl evaluate` wrote, idempotent re-runs."""
+groups, the numbers the means of what `speechssl evaluate` wrote for the two fine-tuning seeds, idempotent
+re-runs."""
 
 from __future__ import annotations
 
@@ -23,17 +24,23 @@ def test_synthetic_recipe_quick_end_to_end(tmp_path, run_recipe, ran_steps, read
 
     results = json.loads((exp / "results.json").read_text())
     rows = {(r["labels"], r["init"]): r for r in results["rows"]}
-    expected = {(f"{b}, {d}", i) for b in ("2min", "5min") for d in ("greedy", "3gram LM")
-                for i in ("pretrained", "scratch")}
+    expected = {(f"5min, {d}", i) for d in ("greedy", "3gram LM") for i in ("pretrained", "scratch")}
     assert set(rows) == expected
     for (labels, init), row in rows.items():
         decoder = "viterbi" if "greedy" in labels else "3gram"
-        budget = labels.split(",")[0]
-        summary = read_summary(exp / "finetune" / f"{budget}_{init}" / f"decode_{decoder}", "test")
-        assert row["test WER"] == summary["wer"] and summary["utterances"] == len(groups)
+        runs = [exp / "finetune" / f"{name}_{init}" / f"decode_{decoder}" for name in ("5min", "5min_seed2")]
+        assert row["runs"] == 2 and row["decode_dirs"] == [str(d) for d in runs]
+        wers = [read_summary(d, "test")["wer"] for d in runs]
+        assert all(read_summary(d, "test")["utterances"] == len(groups) for d in runs)
+        assert row["test WER"] == round(sum(wers) / 2, 2)
         assert {"test WER (seen voices)", "test WER (unseen voices)"} <= set(row)
-    assert len(results["comparisons"]) == 12  # 2 budgets x 2 decoders x (overall, seen, unseen)
-    assert (exp / "plots/pretrain/accuracy.png").is_file() and (exp / "plots/5min_scratch/wer.png").is_file()
+    assert len(results["runs"]) == 8  # 2 seeds x 2 inits x 2 decoders
+    # The seeds were fine-tuned with their own seed, and the scratch runs beside the pretraining.
+    assert "seed: 2" in (exp / "finetune/5min_seed2_scratch/config.yaml").read_text()
+    assert "the scratch fine-tuning runs of stage 3 start beside it" in log
+    assert len(results["comparisons"]) == 6  # 2 decoders x (overall, seen, unseen)
+    assert "each run:" in (exp / "results.md").read_text()
+    assert (exp / "plots/pretrain/accuracy.png").is_file() and (exp / "plots/5min_seed2_scratch/wer.png").is_file()
 
     again = run_recipe("synthetic").stderr
     assert ran_steps(again) == []
