@@ -21,12 +21,13 @@ train_app() {
   fi
 }
 
-# decode_sets CKPT DATA_DIR SUBSETS OUT_DIR [LM LEXICON]: evaluate CKPT on the comma-separated SUBSETS, once.
-# Without LM: greedy CTC. With LM: KenLM beam search (BEAM); with TUNE_LM=true the LM weight and word score
-# are tuned on the first subset (grid LM_WEIGHTS x WORD_SCORES, comma-separated; empty = evaluate's grid),
-# else LM_WEIGHT and WORD_SCORE are used.
+# decode_sets CKPT DATA_DIR SUBSETS OUT_DIR [LM LEXICON [GREEDY_OUT]]: evaluate CKPT on the comma-separated
+# SUBSETS, once. Without LM: greedy CTC. With LM: KenLM beam search (BEAM); with TUNE_LM=true the LM weight and
+# word score are tuned on the first subset (grid LM_WEIGHTS x WORD_SCORES, comma-separated; empty = evaluate's
+# grid), else LM_WEIGHT and WORD_SCORE are used. GREEDY_OUT: also the greedy results, into that directory, from
+# the same model pass (`evaluate --greedy-out`).
 decode_sets() {
-  local ckpt=$1 data=$2 subsets=$3 out=$4 lm=${5:-} lexicon=${6:-}
+  local ckpt=$1 data=$2 subsets=$3 out=$4 lm=${5:-} lexicon=${6:-} greedy_out=${7:-}
   [[ -e $ckpt ]] || die "no checkpoint $ckpt: run the fine-tuning stage first"
   local args=("$ckpt" "$data" --subset "$subsets" --out "$out")
   if [[ -n $lm ]]; then
@@ -37,8 +38,19 @@ decode_sets() {
     else
       args+=(--lm-weight "$LM_WEIGHT" --word-score "$WORD_SCORE")
     fi
+    if [[ -n $greedy_out ]]; then
+      if [[ -f $out/.done ]]; then  # the LM results are there: the greedy ones on their own, if missing
+        decode_sets "$ckpt" "$data" "$subsets" "$greedy_out"
+        greedy_out=
+      elif [[ -f $greedy_out/.done ]]; then
+        greedy_out=
+      else
+        args+=(--greedy-out "$greedy_out")
+      fi
+    fi
   fi
   once "$out/.done" speechssl evaluate "${args[@]}"
+  if [[ -n $greedy_out ]]; then touch "$greedy_out/.done"; fi
 }
 
 # wer_tables OUT TITLE "SUBSET ..." LM_NAME LABELS RUN_DIR [LABELS RUN_DIR ...]: OUT.md and OUT.json with a row

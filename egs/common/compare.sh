@@ -57,13 +57,13 @@ pool_slot() {
   done
 }
 
-# decode_pair NAME DATA_DIR SUBSETS LM LEXICON: both runs of NAME, greedy and with the LM.
+# decode_pair NAME DATA_DIR SUBSETS LM LEXICON: both runs of NAME, greedy and with the LM (one model pass each).
 decode_pair() {
   local name=$1 data=$2 subsets=$3 lm=$4 lexicon=$5 init dir
   for init in pretrained scratch; do
     dir=$EXP/finetune/${name}_$init
-    decode_sets "$dir/checkpoints/checkpoint_best.pt" "$data" "$subsets" "$dir/decode_viterbi"
-    decode_sets "$dir/checkpoints/checkpoint_best.pt" "$data" "$subsets" "$dir/decode_$LM_NAME" "$lm" "$lexicon"
+    decode_sets "$dir/checkpoints/checkpoint_best.pt" "$data" "$subsets" "$dir/decode_$LM_NAME" "$lm" "$lexicon" \
+      "$dir/decode_viterbi"
   done
 }
 

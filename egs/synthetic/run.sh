@@ -26,7 +26,7 @@
 #   BUDGETS="10 60"            minutes of transcripts to fine-tune on
 #   TEST_SEEN_MINUTES=5        seen-voice utterances held out of pretraining and fine-tuning for the test set
 #   PRETRAIN_UPDATES=1500 FINETUNE_UPDATES=800
-#   SEEDS="1 2"                fine-tuning seeds: every run once per seed, the table shows the mean (the first
+#   SEEDS=1                    fine-tuning seeds: every run once per seed, the table shows the mean (the first
 #                              seed's runs are named <budget>_<init>, the others <budget>_seed<S>_<init>)
 #   PRETRAIN_OVERRIDES=                       extra Hydra overrides of pretraining
 #   FINETUNE_OVERRIDES=model.feature_grad_mult=1.0   of fine-tuning (both runs; scratch trains its encoder anyway)
@@ -44,10 +44,9 @@ BUDGETS="10 60"
 TEST_SEEN_MINUTES=5
 PRETRAIN_UPDATES=1500
 FINETUNE_UPDATES=800
-# Two seeds, because from scratch 10 minutes of labels are a coin toss at this budget: of two scratch runs
-# that differ only in the fine-tuning seed, one reached valid CER 44 at 800 updates, the other stayed at 70;
-# the pretrained runs of the same seeds reached 41 and 42 (egs/synthetic/README.md).
-SEEDS="1 2"
+# One seed by default (the half-hour budget). SEEDS="1 2" fine-tunes every budget twice and reports the mean:
+# at this scale the fine-tuning seed alone moves valid CER by up to 9 points (egs/synthetic/README.md).
+SEEDS=1
 PRETRAIN_OVERRIDES=
 # The pretrained runs train their feature encoder too (fine-tuning keeps a pretrained one frozen by default, as
 # the paper): this small a pretraining leaves its conv features close to their init, and frozen they cost the
@@ -63,7 +62,7 @@ WORD_SCORE=0
 parse_args "$@"
 quick_common=()
 if $quick; then
-  HOURS=0.2 BUDGETS="5" TEST_SEEN_MINUTES=1 PRETRAIN_UPDATES=60 FINETUNE_UPDATES=60 BEAM=20
+  HOURS=0.2 BUDGETS="5" SEEDS="1 2" TEST_SEEN_MINUTES=1 PRETRAIN_UPDATES=60 FINETUNE_UPDATES=60 BEAM=20
   quick_common=(trainer.valid_interval=30 trainer.save_interval=30)
 fi
 apply_overrides

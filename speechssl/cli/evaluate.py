@@ -3,6 +3,8 @@
     speechssl evaluate exp/ft/checkpoints/best.pt data/an4 --subset test
     speechssl evaluate CKPT DATA_DIR --subset dev --decoder kenlm --lm lm/3gram.arpa --grid
     speechssl evaluate CKPT DATA_DIR --subset test --decoder kenlm --lm lm/3gram.arpa --lm-weight 2 --word-score -1
+    speechssl evaluate CKPT DATA_DIR --subset test --decoder kenlm --lm LM --out exp/decode_3gram \
+        --greedy-out exp/decode_viterbi     # greedy and LM results from one model pass
     speechssl evaluate CKPT DATA_DIR --subset dev-other,dev-clean,test-clean,test-other --decoder kenlm --lm LM --grid
 
 Writes recogs-, errs-, wer-summary-, utterances- and summary- files for each subset into --out (default: a
@@ -89,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated LM weights to try (default 0,0.5,1,1.5,2,3,4,5)")
     parser.add_argument("--grid-word-scores", type=_floats, default=None,
                         help="comma-separated word scores to try (default -3,-2,-1,0,1,2)")
+    parser.add_argument("--greedy-out", type=Path, default=None,
+                        help="with --decoder kenlm: also decode greedily (viterbi) from the same model pass and "
+                             "write those results here (one forward pass for both reports)")
     add_decoder_arguments(parser)
 
 
@@ -115,6 +120,9 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
     if args.grid and args.decoder != "kenlm":
         raise ValueError("--grid tunes the LM weight and word score: use it with --decoder kenlm")
+    if args.greedy_out is not None and args.decoder != "kenlm":
+        raise ValueError("--greedy-out adds a greedy report to an LM decoding: use it with --decoder kenlm "
+                         "(without an LM, --out is the greedy report)")
     if args.batch_seconds <= 0:
         raise ValueError(f"--batch-seconds must be > 0, got {args.batch_seconds}")
 
@@ -149,14 +157,12 @@ def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, dec
     (the best setting then stays in ``decoder_config`` for the subsets that follow)."""
     from speechssl.decoding.evaluate import EvaluateConfig, compute_emissions, evaluate
     from speechssl.decoding.grid import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES, grid_search
-    from speechssl.decoding.report import format_table, write_report
 
     eval_config = EvaluateConfig(subset=subset, batch_seconds=args.batch_seconds,
                                  normalize=loaded.emitter.normalize, num_workers=args.num_workers,
                                  progress=sys.stderr.isatty(), allow_oov=True)  # checked by _run
     data = compute_emissions(loaded.emitter, args.data_dir, loaded.tokenizer, eval_config)
 
-    grid_lines: list[str] = []
     if grid:
         result = grid_search(decoder, data.emissions, data.references,  # type: ignore[arg-type]
                              lm_weights=args.grid_lm_weights or DEFAULT_LM_WEIGHTS,
@@ -167,10 +173,25 @@ def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, dec
             f"{p.lm_weight:g}\t{p.word_score:g}\t{100 * p.wer:.2f}\n" for p in result.points))
         decoder_config.beam.lm_weight = result.best.lm_weight
         decoder_config.beam.word_score = result.best.word_score
-        grid_lines.append(f"grid: {len(result.points)} settings, best lm_weight {result.best.lm_weight:g} "
-                          f"word_score {result.best.word_score:g} (WER {100 * result.best.wer:.2f} %) -> {grid_path}")
+        print(f"grid: {len(result.points)} settings, best lm_weight {result.best.lm_weight:g} "
+              f"word_score {result.best.word_score:g} (WER {100 * result.best.wer:.2f} %) -> {grid_path}")
 
-    evaluation = evaluate(decoder, data, progress=sys.stderr.isatty())
+    _report(args, subset, data, evaluate(decoder, data, progress=sys.stderr.isatty()), decoder_config, out_dir,
+            device)
+    if args.greedy_out is not None:
+        from speechssl.decoding.factory import DecoderConfig, build_decoder
+
+        greedy_config = DecoderConfig(decoder="viterbi")
+        greedy = build_decoder(greedy_config, loaded.tokenizer)
+        print()
+        _report(args, subset, data, evaluate(greedy, data, progress=False), greedy_config, args.greedy_out, device)
+
+
+def _report(args: argparse.Namespace, subset: str, data, evaluation, decoder_config, out_dir: Path,
+            device: str) -> None:
+    """Write the result files of one decoding of ``subset`` and print its table."""
+    from speechssl.decoding.report import format_table, write_report
+
     s = evaluation.score
     audio = data.audio_seconds
     speed = {
@@ -196,8 +217,6 @@ def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, dec
         ("speed", f"model {speed['model_x_real_time']}x real time, decoder {speed['decode_x_real_time']}x"),
         ("results", str(files.summary.parent)),
     ]
-    for line in grid_lines:
-        print(line)
     print(format_table(rows))
 
 

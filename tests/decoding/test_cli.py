@@ -70,6 +70,28 @@ def test_evaluate_cli_kenlm_with_grid(fake_checkpoint, data_dir, tmp_path, capsy
     assert summary["wer_fraction"] == pytest.approx(jiwer.wer([r[1] for r in rows], [r[2] for r in rows]))
 
 
+def test_evaluate_cli_greedy_out_equals_a_greedy_evaluate(fake_checkpoint, data_dir, tmp_path, capsys):
+    text = tmp_path / "train.wrd"
+    text.write_text("THE CAT SAT ON THE MAT\nA DOG\nTHE CAT SAT\nHELLO WORLD\n" * 2)
+    arpa = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(text), str(arpa), "--order", "3"]) == 0
+    both_lm, both_greedy, alone = tmp_path / "lm", tmp_path / "greedy", tmp_path / "alone"
+    assert main(["evaluate", str(fake_checkpoint), str(data_dir), "--out", str(both_lm), "--decoder", "kenlm",
+                 "--lm", str(arpa), "--beam", "8", "--greedy-out", str(both_greedy)]) == 0
+    printed = capsys.readouterr().out
+    assert main(["evaluate", str(fake_checkpoint), str(data_dir), "--out", str(alone)]) == 0
+    capsys.readouterr()
+    for name in ("recogs-test.txt", "errs-test.txt", "utterances-test.tsv", "wer-summary-test.txt"):
+        assert (both_greedy / name).read_text() == (alone / name).read_text(), name
+    greedy = json.loads((both_greedy / "summary-test.json").read_text())
+    lm = json.loads((both_lm / "summary-test.json").read_text())
+    assert greedy["settings"] == {"decoder": "viterbi"} and lm["settings"]["decoder"] == "kenlm"
+    assert printed.count("WER") == 2 and f"{100 * greedy['wer_fraction']:.2f} %" in printed
+    # Only an LM decoding can carry a greedy report.
+    assert main(["evaluate", str(fake_checkpoint), str(data_dir), "--greedy-out", str(tmp_path / "x")]) == 2
+    assert "--greedy-out" in capsys.readouterr().err
+
+
 def test_evaluate_cli_missing_lm_is_one_line_naming_flag_and_path(fake_checkpoint, data_dir, capsys):
     rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--decoder", "kenlm", "--lm", "/nope/lm.arpa"])
     err = capsys.readouterr().err.strip()
