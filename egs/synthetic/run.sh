@@ -32,7 +32,8 @@
 #   FINETUNE_OVERRIDES=model.feature_grad_mult=1.0   of fine-tuning (both runs; scratch trains its encoder anyway)
 #   LM_ORDER=3 BEAM=100 LM_WEIGHT=1 WORD_SCORE=0
 #
-# --quick: the same stages on a 12-minute corpus with short runs: a smoke test (a few minutes), not a result.
+# --quick: the same stages on a 12-minute corpus with short runs (5 minutes of labels, two seeds): a smoke test
+# (a few minutes), not a result.
 stage=0
 stop_stage=100
 DATA=
