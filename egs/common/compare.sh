@@ -6,7 +6,8 @@
 # LM name and lexicon path (LM_NAME, lexicon), and loads asr.sh (decode_sets) with the LM grid off.
 #
 #   finetune_pair NAME DATA_DIR SUBSET INIT_CKPT   # EXP/finetune/NAME_{pretrained,scratch}, side by side
-#   finetune_run NAME DATA_DIR SUBSET OVERRIDE...  # one run (1 thread); put it in the background after pool_slot
+#   finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...  # one run, 1 thread: EXP/finetune/NAME_pretrained
+#   finetune_scratch NAME DATA_DIR SUBSET OVERRIDE...                # EXP/finetune/NAME_scratch
 #   pool_slot; cmd &                               # at most JOBS background jobs at a time
 #   decode_pair NAME DATA_DIR SUBSETS LM LEXICON   # greedy and LM decoding of both
 #   compare_table OUT TITLE SUBSET GROUPS NAME...  # the WER table (GROUPS: utterance-id<TAB>group file or "")
@@ -34,16 +35,28 @@ finetune_run() {
     || die "fine-tuning $name failed; see $dir.log"
 }
 
+# finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...: a run from the pretrained checkpoint.
+# finetune_scratch NAME DATA_DIR SUBSET OVERRIDE...: the same architecture and init from scratch, without the
+# head-only warm-up (a random encoder has nothing to protect); its feature encoder trains (see
+# speechssl/training/finetune.py).
+finetune_pretrained() {
+  local name=$1 data=$2 subset=$3 init=$4; shift 4
+  finetune_run "${name}_pretrained" "$data" "$subset" "init=$init" "$@"
+}
+finetune_scratch() {
+  local name=$1 data=$2 subset=$3; shift 3
+  finetune_run "${name}_scratch" "$data" "$subset" freeze_finetune_updates=0 "$@"
+}
+
 # finetune_pair NAME DATA_DIR SUBSET INIT_CKPT: the pretrained and the scratch run of one label budget, at the
-# same time on one thread each. Scratch is the same architecture and init, without the head-only warm-up
-# (a random encoder has nothing to protect); its feature encoder trains (see speechssl/training/finetune.py).
+# same time on one thread each.
 finetune_pair() {
   local name=$1 data=$2 subset=$3 init=$4 pretrained_pid scratch_pid
   [[ -e $init ]] || die "no pretrained checkpoint $init: run the pretraining stage first"
   log "  $name: pretrained and scratch side by side (logs: $EXP/finetune/${name}_*.log)"
-  finetune_run "${name}_pretrained" "$data" "$subset" "init=$init" &
+  finetune_pretrained "$name" "$data" "$subset" "$init" &
   pretrained_pid=$!
-  finetune_run "${name}_scratch" "$data" "$subset" freeze_finetune_updates=0 &
+  finetune_scratch "$name" "$data" "$subset" &
   scratch_pid=$!
   wait "$pretrained_pid" || die "fine-tuning ${name}_pretrained failed"
   wait "$scratch_pid" || die "fine-tuning ${name}_scratch failed"

@@ -126,16 +126,17 @@ if stage_enabled 3 "fine-tune on $BUDGETS min of transcripts, seeds $SEEDS: pret
   for run in "${runs[@]}"; do
     read -r name budget seed <<< "$run"
     pool_slot
-    finetune_run "${name}_scratch" "$DATA/lab" "train_rest_$budget" freeze_finetune_updates=0       "trainer.seed=$seed" &
+    finetune_scratch "$name" "$DATA/lab" "train_rest_$budget" "trainer.seed=$seed" &
   done
   if [[ -n $pretrain_pid ]]; then
     while kill -0 "$pretrain_pid" 2> /dev/null; do wait -n || true; done
   fi
-  [[ -f $EXP/pretrain/.done && -e $pretrained ]] || { wait; die "pretraining failed: no $pretrained"; }
+  [[ -f $EXP/pretrain/.done && -e $pretrained ]] ||
+    { wait; die "no pretrained checkpoint $pretrained: run stage 2 first (or see its log if it ran)"; }
   for run in "${runs[@]}"; do
     read -r name budget seed <<< "$run"
     pool_slot
-    finetune_run "${name}_pretrained" "$DATA/lab" "train_rest_$budget" "init=$pretrained" "trainer.seed=$seed" &
+    finetune_pretrained "$name" "$DATA/lab" "train_rest_$budget" "$pretrained" "trainer.seed=$seed" &
   done
   wait
   for run in "${runs[@]}"; do
@@ -144,8 +145,6 @@ if stage_enabled 3 "fine-tune on $BUDGETS min of transcripts, seeds $SEEDS: pret
       [[ -f $EXP/finetune/${name}_$init/.done ]] || die "fine-tuning ${name}_$init failed: see $EXP/finetune/${name}_$init.log"
     done
   done
-elif [[ -n $pretrain_pid ]]; then
-  wait "$pretrain_pid" || die "pretraining failed"
 fi
 
 if stage_enabled 4 "$LM_NAME LM from the training transcripts"; then
