@@ -59,19 +59,38 @@ class PositionalConvEmbedding(nn.Module):
         return F.gelu(y)  # (B, T, D)
 
 
-def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Inverted-dropout multiplier: 0 with probability p, else 1 / (1 - p). Drawn as `rand >= p`, about twice
-    as fast on the CPU as the `bernoulli_` inside F.dropout, which dominates dropout's cost there."""
-    return torch.rand(shape, device=device).ge_(p).mul_(1.0 / (1.0 - p)).to(dtype)
+# Dropout masks on the CPU come from 15-bit integers cut out of 64-bit random words: torch's CPU generator
+# makes a 64-bit word about as fast as one float, so four masks per draw cost a fraction of `torch.rand`'s
+# one-per-draw (and of the `bernoulli_` inside F.dropout). The drop probability is p rounded to a multiple
+# of 2^-15 (0.1 -> 0.100006); the kept values are scaled by 1 / (1 - p) exactly as nn.Dropout does.
+_MASK_BITS = 15
+
+
+def dropout_drop(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
+    """Bool mask of `shape`, True (drop) with probability p (to 2^-15). A drop mask, for `masked_fill`: a bool
+    multiplier would be converted to x's dtype on every use, forward and backward."""
+    n = math.prod(shape)
+    words = torch.empty(((n + 3) // 4,), dtype=torch.int64, device=device).random_()  # >= 0: bit 63 is 0
+    # Each 64-bit word holds four 16-bit lanes; the low 15 bits of every lane are uniform (the top lane's
+    # 16th bit is the word's always-zero sign bit, so the 16th bit is dropped in every lane).
+    lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_((1 << _MASK_BITS) - 1)
+    return lanes.lt(round(p * (1 << _MASK_BITS)))
+
+
+def apply_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout of x with a `dropout_drop` mask (what F.dropout computes in training)."""
+    if p >= 1.0:
+        return x.mul(0.0)
+    return x.masked_fill(dropout_drop(x.shape, p, x.device), 0.0).mul_(1.0 / (1.0 - p))
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout (same semantics, no parameters) drawing its CPU mask with `dropout_mask`."""
+    """nn.Dropout (same semantics, no parameters) drawing its CPU mask with `dropout_drop`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu":
             return super().forward(x)
-        return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
+        return apply_dropout(x, self.p)
 
 
 def matmul_attention(
@@ -84,16 +103,19 @@ def matmul_attention(
     rate, casts of q, k, v and their gradients) and draws the mask with `bernoulli_`, or (without dropout) runs
     its flash kernel, whose backward is ~3x slower than two bf16 bmm. Here the matmuls stay in bf16 under
     autocast (as fairseq's and transformers' eager attention do), the softmax accumulates in fp32 inside
-    torch's kernel, and the keep-mask comes from `dropout_mask`.
-    q, k, v (B, H, T, d_h); attn_mask (B, 1, 1, T) True for keys to attend to -> (B, H, T, d_h).
+    torch's kernel, and the dropout mask comes from `dropout_drop`.
+    q, k, v (B, H, T, d_h); attn_mask (B, 1, 1, T) True for keys to attend to; 0 <= dropout < 1 -> (B, H, T, d_h).
     """
-    scores = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, H, T, T)
+    # Both scalings act on the (B, H, T, d_h) side, not on the T/d_h times larger (B, H, T, T) scores:
+    # 1/sqrt(d_h) on q (as fairseq does), dropout's 1/(1-p) on the output.
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))  # (B, H, T, T)
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
-    if dropout > 0:
-        probs = probs * dropout_mask(probs.shape, dropout, probs.dtype, probs.device)
-    return torch.matmul(probs, v)  # (B, H, T, d_h)
+    if dropout <= 0:
+        return torch.matmul(probs, v)  # (B, H, T, d_h)
+    probs = probs.masked_fill(dropout_drop(probs.shape, dropout, probs.device), 0.0)
+    return torch.matmul(probs, v).mul_(1.0 / (1.0 - dropout))  # (B, H, T, d_h)
 
 
 class SelfAttention(nn.Module):

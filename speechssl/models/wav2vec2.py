@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from speechssl.models.config import Wav2Vec2Config
-from speechssl.models.context import ContextNetwork
+from speechssl.models.context import ContextNetwork, Dropout
 from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply
 from speechssl.models.losses import infonce_loss, num_correct, pretraining_loss, sampled_contrastive_logits
 from speechssl.models.masking import compute_channel_mask, compute_mask_indices, sample_distractors
@@ -76,8 +76,8 @@ class Wav2Vec2Encoder(nn.Module):
         smooth_conv_init_(self.feature_encoder, cfg.conv_smooth_init)
         self.feature_norm = nn.LayerNorm(cfg.feature_dim, eps=cfg.layer_norm_eps)
         self.feature_proj = nn.Linear(cfg.feature_dim, cfg.encoder_embed_dim)
-        self.dropout_input = nn.Dropout(cfg.dropout_input)
-        self.dropout_features = nn.Dropout(cfg.dropout_features)
+        self.dropout_input = Dropout(cfg.dropout_input)
+        self.dropout_features = Dropout(cfg.dropout_features)
         self.mask_emb = nn.Parameter(torch.empty(cfg.encoder_embed_dim).uniform_())
         self.context = ContextNetwork(cfg)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechssl.models.context import Dropout, SelfAttention, matmul_attention
+from speechssl.models.context import Dropout, SelfAttention, dropout_drop, matmul_attention
 
 
 def _qkv(seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -24,7 +24,7 @@ def test_matmul_attention_is_sdpa_with_the_same_keep_mask(masked):
     torch.manual_seed(3)
     out = matmul_attention(q, k, v, attn_mask, 0.3)
     torch.manual_seed(3)
-    keep = torch.rand(2, 4, 9, 9) >= 0.3
+    keep = ~dropout_drop(torch.Size([2, 4, 9, 9]), 0.3, torch.device("cpu"))
     scores = (q @ k.transpose(-2, -1)) / 8**0.5
     if masked:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
@@ -57,6 +57,27 @@ def test_dropout_drops_p_and_rescales_like_nn_dropout():
     assert abs(float((y == 0).float().mean()) - 0.2) < 0.005
     drop.eval()
     assert torch.equal(drop(x), x)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_drop_drops_p_in_every_lane_of_the_random_words(p):
+    """Four masks come from each 64-bit random word: every 16-bit lane must drop p, the word's top lane
+    (whose sign bit is always 0) included."""
+    torch.manual_seed(0)
+    drop = dropout_drop(torch.Size([400_000]), p, torch.device("cpu"))
+    assert drop.dtype == torch.bool
+    drop_by_lane = drop.view(-1, 4).float().mean(0)  # lane i of every word
+    torch.testing.assert_close(drop_by_lane, torch.full((4,), p), atol=0.005, rtol=0)
+    assert not torch.equal(drop, dropout_drop(torch.Size([400_000]), p, torch.device("cpu")))
+
+
+def test_dropout_of_one_zeroes_everything_like_nn_dropout():
+    drop = Dropout(1.0)
+    x = torch.randn(3, 5, requires_grad=True)
+    y = drop(x)
+    assert torch.equal(y, torch.zeros(3, 5))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.zeros(3, 5))
 
 
 def test_positional_conv_equals_conv1d_on_the_transposed_input():
