@@ -9,8 +9,9 @@ For each model size, task and precision both implementations get the same weight
 exported with `speechssl.interop.export_hf_directory` and loaded by transformers' `from_pretrained`), the same
 batch of waveforms, and for pretraining the same time mask and distractor indices (transformers'
 `mask_time_indices` / `sampled_negative_indices`). Runs alternate in one process (speechssl, transformers,
-transformers, speechssl, ...) so that both see the same machine load; each figure is the median over the
-repeats, in audio-seconds processed per wall-clock second. torch runs `--threads` intra-op threads (2).
+transformers, speechssl, ...) so that both see the same machine load; each speed is the median over the
+repeats, in audio-seconds processed per wall-clock second, and the ratio is the median of the per-repeat ratios
+(the two runs of a repeat are adjacent in time). torch runs `--threads` intra-op threads (2).
 
 On a machine shared with other jobs set OMP_WAIT_POLICY=PASSIVE (both implementations see it): with
 libgomp's default spin-waiting, an OpenMP team whose threads outnumber the free cores loses a scheduler slice
@@ -402,9 +403,11 @@ def main() -> None:
                                 r.step_peak_mb, r.rss_peak_mb = mem["step_peak_mb"], mem["peak_mb"]
                         results.append(r)
                     ours, theirs = results[-2], results[-1]
+                    paired = paired_ratios(ours, theirs)
                     print(f"{size:5s} {task:8s} {precision:4s}  speechssl {ours.audio_s_per_s:7.2f}  "
-                          f"transformers {theirs.audio_s_per_s:7.2f}  x{ours.audio_s_per_s / theirs.audio_s_per_s:.2f}"
-                          f"  (load {os.getloadavg()[0]:.2f})", flush=True)
+                          f"transformers {theirs.audio_s_per_s:7.2f}  x{statistics.median(paired):.2f} "
+                          f"(per repeat {min(paired):.2f}-{max(paired):.2f})  (load {os.getloadavg()[0]:.2f})",
+                          flush=True)
     if args.profile:
         return
     peaks_end = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
@@ -417,6 +420,12 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
                                          "results": [asdict(r) for r in results]}, indent=2) + "\n")
+
+
+def paired_ratios(ours: Result, theirs: Result) -> list[float]:
+    """Speed ratio of each repeat: the two runs of a repeat are adjacent in time (ABBA order), so the load
+    of a shared machine hits both; the median of these is steadier than a ratio of medians."""
+    return [t / o for o, t in zip(ours.seconds_per_step, theirs.seconds_per_step)]
 
 
 def print_table(results: list[Result], machine: dict) -> None:
@@ -438,9 +447,10 @@ def print_table(results: list[Result], machine: dict) -> None:
             continue
         theirs = by_key[(size, task, precision, "transformers")]
         audio = ours.audio_s_per_s * statistics.median(ours.seconds_per_step)
+        ratio = statistics.median(paired_ratios(ours, theirs))
         print(f"| {size} | {task} | {precision} | {ours.flops_per_step / audio / 1e9:.1f} | "
               f"{ours.audio_s_per_s:.2f} | {theirs.audio_s_per_s:.2f} | "
-              f"{ours.audio_s_per_s / theirs.audio_s_per_s:.2f}x | {mb(ours.rss_peak_mb)} ({mb(ours.step_peak_mb)}) | "
+              f"{ratio:.2f}x | {mb(ours.rss_peak_mb)} ({mb(ours.step_peak_mb)}) | "
               f"{mb(theirs.rss_peak_mb)} ({mb(theirs.step_peak_mb)}) | {100 * ours.fraction_of_peak:.1f} | "
               f"{100 * theirs.fraction_of_peak:.1f} |")
     # speechssl's default precision (auto: bf16 on this CPU if native) against transformers' fp32 default
