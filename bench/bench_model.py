@@ -439,20 +439,22 @@ def print_table(results: list[Result], machine: dict) -> None:
           f"bf16 {machine['matmul_peak_gflops']['bf16']:.0f} GFLOP/s")
     print()
     print("| model | task | precision | GFLOP/audio-s | speechssl audio-s/s | transformers audio-s/s | ratio | "
-          "speechssl peak MB (step) | transformers peak MB (step) | speechssl % of peak | transformers % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "speechssl peak MB (step) | transformers peak MB (step) | speechssl % of peak | transformers % of peak | "
+          "ratio per repeat |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r.size, r.task, r.precision, r.impl): r for r in results}
     for (size, task, precision, impl), ours in by_key.items():
         if impl != "speechssl":
             continue
         theirs = by_key[(size, task, precision, "transformers")]
         audio = ours.audio_s_per_s * statistics.median(ours.seconds_per_step)
-        ratio = statistics.median(paired_ratios(ours, theirs))
+        paired = paired_ratios(ours, theirs)
+        ratio = statistics.median(paired)
         print(f"| {size} | {task} | {precision} | {ours.flops_per_step / audio / 1e9:.1f} | "
               f"{ours.audio_s_per_s:.2f} | {theirs.audio_s_per_s:.2f} | "
               f"{ratio:.2f}x | {mb(ours.rss_peak_mb)} ({mb(ours.step_peak_mb)}) | "
               f"{mb(theirs.rss_peak_mb)} ({mb(theirs.step_peak_mb)}) | {100 * ours.fraction_of_peak:.1f} | "
-              f"{100 * theirs.fraction_of_peak:.1f} |")
+              f"{100 * theirs.fraction_of_peak:.1f} | {min(paired):.2f}-{max(paired):.2f} |")
     # speechssl's default precision (auto: bf16 on this CPU if native) against transformers' fp32 default
     from speechssl.training.precision import resolve_precision
 
