@@ -57,7 +57,7 @@ def conf_dir() -> Path:
 
 # ---------------------------------------------------------------------------------------------- schema
 def _optional(tp: Any) -> Any:
-    return typing.Optional[tp]
+    return typing.Optional[tp]  # noqa: UP045 -- OmegaConf reads typing.Optional, not a runtime `tp | None`
 
 
 def model_schema() -> type:
@@ -145,7 +145,7 @@ def run_app(app: str, argv: list[str]) -> int:
         return 2
     try:
         cfg, resolved = compose(app, overrides)
-    except Exception as exc:  # Hydra / OmegaConf errors: one clear line naming the key
+    except Exception as exc:  # noqa: BLE001 -- Hydra / OmegaConf errors: one clear line naming the key
         print(f"speechssl {app}: config error: {_one_line(exc)}", file=sys.stderr)
         return 2
     if print_cfg:
@@ -169,8 +169,8 @@ def _one_line(exc: Exception) -> str:
     while exc is not None:
         for line in str(exc).strip().splitlines():
             line = line.strip()
-            if line and not line.startswith(("object_type", "reference_type", "Set the environment", "To append")):
-                if line not in lines:
-                    lines.append(line)
+            skip = line.startswith(("object_type", "reference_type", "Set the environment", "To append"))
+            if line and not skip and line not in lines:
+                lines.append(line)
         exc = exc.__cause__
     return " ".join(lines[:3]) or "invalid configuration"

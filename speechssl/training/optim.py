@@ -75,7 +75,7 @@ def lr_at(update: int, *, lr: float, total_updates: int, cfg: ScheduleConfig) ->
         warmup = int(total_updates * cfg.phase_ratio[0])
         hold = int(total_updates * cfg.phase_ratio[1])
         decay = max(1, total_updates - warmup - hold)
-        init_lr, final_lr = cfg.init_lr_scale * lr, cfg.final_lr_scale * lr
+        init_lr = cfg.init_lr_scale * lr
         if update < warmup:
             return init_lr + (lr - init_lr) * update / warmup
         if update < warmup + hold:

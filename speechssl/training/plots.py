@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from speechssl.training.logging import read_log  # noqa: E402
+from speechssl.training.logging import read_log
 
 # (file stem, title, [(split, key), ...], log-scale y)
 PANELS = [

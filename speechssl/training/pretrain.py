@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn

@@ -44,7 +44,7 @@ def _run_cli(args, env_extra=None):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "speechssl.cli.main", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_resume_after_sigkill_is_bit_identical(tone_corpus, tmp_path):
@@ -125,7 +125,7 @@ def test_ddp_matches_single_process(tone_corpus, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
          "--master_port", str(port), str(Path(__file__).with_name("ddp_worker.py")), str(tone_corpus),
          str(tmp_path / "ddp"), str(out), *overrides], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=300)
+        timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = _trainer("finetune", [f"data.dir={tone_corpus}", f"trainer.run_dir={tmp_path / 'one'}", *overrides])
     ds = single.task.train_loader.dataset

@@ -37,7 +37,7 @@ def test_schedule_sets_optimizer_lr_and_adam_settings():
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
-@pytest.mark.parametrize("bad", [dict(lr=0.0), dict(betas=[0.9]), dict(eps=-1.0), dict(clip_norm=-1.0)])
+@pytest.mark.parametrize("bad", [{"lr": 0.0}, {"betas": [0.9]}, {"eps": -1.0}, {"clip_norm": -1.0}])
 def test_optim_validate_names_key(bad):
     with pytest.raises(ValueError, match="optim"):
         OptimConfig(**bad).validate()
