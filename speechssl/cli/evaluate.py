@@ -70,6 +70,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+                        help="model arithmetic: fp32 (default; the published numbers), bf16 autocast (~1.7x faster "
+                             "on CPUs with native bf16), fp16 (CUDA), auto (bf16 where supported)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
     parser.add_argument("data_dir", type=Path, help="directory with <subset>.tsv and <subset>.wrd/.ltr")
@@ -80,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-seconds", type=float, default=200.0,
                         help="padded audio seconds per batch (default %(default)s)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_precision_argument(parser)
     parser.add_argument("--num-workers", type=int, default=0, help="audio loading processes (default 0)")
     parser.add_argument("--allow-oov", action="store_true",
                         help="score references holding letters outside the model's vocabulary (each counts as an "
@@ -137,7 +144,8 @@ def _run(args: argparse.Namespace) -> int:
     out_dir = args.out or (args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent) / "decode"
     device = args.device or default_device()
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
-    loaded = load_ctc(args.checkpoint, device=device, tokenizer=tokenizer)
+    loaded = load_ctc(args.checkpoint, device=device, tokenizer=tokenizer, precision=args.precision)
+    args.precision = loaded.emitter.precision  # `auto` resolved, for the reports
     if not args.allow_oov:  # every subset, before any compute
         from speechssl.decoding.evaluate import check_subset_vocabulary
 
@@ -201,6 +209,7 @@ def _report(args: argparse.Namespace, subset: str, data, evaluation, decoder_con
         "model_x_real_time": round(audio / data.model_seconds, 2) if data.model_seconds > 0 else None,
         "decode_x_real_time": round(audio / evaluation.decode_seconds, 2) if evaluation.decode_seconds > 0 else None,
         "device": str(device),
+        "precision": args.precision,
         "checkpoint": str(args.checkpoint),
         "data_dir": str(args.data_dir),
         "dropped_utterances": data.num_dropped,
@@ -214,7 +223,8 @@ def _report(args: argparse.Namespace, subset: str, data, evaluation, decoder_con
         ("WER", (f"{100 * s.wer:.2f} %  [{w.errors} / {w.reference_length}: {w.insertions} ins, "
                  f"{w.deletions} del, {w.substitutions} sub]")),
         ("CER", f"{100 * s.cer:.2f} %"),
-        ("speed", f"model {speed['model_x_real_time']}x real time, decoder {speed['decode_x_real_time']}x"),
+        ("speed", (f"model {speed['model_x_real_time']}x real time ({args.precision}), "
+                   f"decoder {speed['decode_x_real_time']}x")),
         ("results", str(files.summary.parent)),
     ]
     print(format_table(rows))

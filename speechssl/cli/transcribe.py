@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from speechssl.cli.evaluate import add_decoder_arguments
+    from speechssl.cli.evaluate import add_decoder_arguments, add_precision_argument
 
     parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
     parser.add_argument("audio", type=Path, nargs="+", help="audio files")
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PNG of emissions and aligned characters (one file: this path; several: "
                              "PLOT stem + -<audio stem>.png)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_precision_argument(parser)
     add_decoder_arguments(parser)
 
 
@@ -60,7 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     chunking.validate()
     decoder_config = decoder_config_from_args(args)
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
-    loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer)
+    loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer,
+                      precision=args.precision)
     decoder = build_decoder(decoder_config, loaded.tokenizer)
 
     with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:

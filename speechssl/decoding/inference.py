@@ -53,12 +53,21 @@ class ModelEmitter:
         device: where to run the model.
         normalize: zero-mean unit-variance per utterance before the model (fairseq's ``normalize=True``,
             LARGE models); applied to the unpadded samples only.
+        precision: ``fp32`` (the default: the numbers a checkpoint's authors published), ``bf16`` (autocast;
+            ~1.7x faster on CPUs with native bf16, emissions within bf16 rounding), ``fp16`` (CUDA only) or
+            ``auto`` (bf16 where the hardware has it, as training picks).
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu",
-                 normalize: bool = False) -> None:
-        self.model = model.eval().to(device)
+                 normalize: bool = False, precision: str = "fp32") -> None:
+        from speechssl.training.precision import resolve_precision
+
         self.device = torch.device(device)
+        try:
+            self.precision = resolve_precision(precision, self.device)
+        except ValueError as exc:
+            raise ValueError(f"--precision: {exc}".replace("trainer.precision", "precision")) from None
+        self.model = model.eval().to(device)
         self.normalize = normalize
 
     @torch.inference_mode()
@@ -71,7 +80,10 @@ class ModelEmitter:
                 # No padding: the unpadded path avoids the padded-batch code of the model (faster, and the
                 # same numbers as single-utterance inference).
                 padding_mask = None
-        output = self.model(waveforms, padding_mask)
+        from speechssl.training.precision import autocast
+
+        with autocast(self.precision, self.device):
+            output = self.model(waveforms, padding_mask)
         log_probs = output.logits.float().log_softmax(dim=-1).cpu()  # (B, T, V)
         if output.lengths is not None:
             lengths = torch.as_tensor(output.lengths).long().cpu()
@@ -137,10 +149,11 @@ class LoadedCTC:
     """The model's ``Wav2Vec2Config``."""
 
 
-def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=None) -> LoadedCTC:
+def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=None,
+             precision: str = "fp32") -> LoadedCTC:
     """Load a CTC checkpoint (speechssl .pt, Hugging Face directory, fairseq .pt) through ``load_model``.
 
-    ``tokenizer`` overrides the checkpoint's vocabulary. Raises ValueError for a pretraining-only checkpoint or
+    ``tokenizer`` overrides the checkpoint's vocabulary; ``precision`` as in ``ModelEmitter``. Raises ValueError for a pretraining-only checkpoint or
     one without vocabulary, FileNotFoundError for a missing path.
     """
     from speechssl.interop import load_model
@@ -155,5 +168,5 @@ def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=N
     if tokenizer is None:
         raise ValueError(f"CKPT: {path} carries no vocabulary; pass --vocab")
     normalize = bool(getattr(loaded.config, "normalize", False))
-    return LoadedCTC(emitter=ModelEmitter(loaded.model, device=device, normalize=normalize), tokenizer=tokenizer,
-                     config=loaded.config)
+    emitter = ModelEmitter(loaded.model, device=device, normalize=normalize, precision=precision)
+    return LoadedCTC(emitter=emitter, tokenizer=tokenizer, config=loaded.config)

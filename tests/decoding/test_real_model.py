@@ -106,3 +106,33 @@ def test_chunked_emissions_are_frame_exact_for_a_local_real_model():
     chunked = chunked_emissions(wave, emitter, ChunkConfig(chunk_seconds=5, overlap_seconds=1))
     assert chunked.shape == whole.shape
     torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)
+
+
+def test_bf16_emissions_are_fp32_within_bf16_rounding():
+    """--precision bf16 runs the model under autocast: the emissions change (so autocast is on) but stay
+    within bf16 rounding of fp32's, and the greedy path mostly agrees."""
+    from speechssl.decoding.inference import ModelEmitter
+
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(get_preset("tiny"), 32)
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32) * 0.1)
+    fp32 = ModelEmitter(model)(wave).log_probs
+    bf16_emitter = ModelEmitter(model, precision="bf16")
+    assert bf16_emitter.precision == "bf16"
+    bf16 = bf16_emitter(wave).log_probs
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    assert not torch.equal(bf16, fp32)
+    torch.testing.assert_close(bf16, fp32, atol=0.1, rtol=0)
+    assert float((bf16.argmax(-1) == fp32.argmax(-1)).float().mean()) > 0.9
+
+
+def test_precision_is_checked_and_reported(tiny_checkpoint, tiny_data, tmp_path, capsys):
+    from speechssl.decoding.inference import ModelEmitter
+
+    with pytest.raises(ValueError, match="fp16"):  # fp16 autocast needs CUDA
+        ModelEmitter(Wav2Vec2ForCTC(get_preset("tiny"), 32), precision="fp16")
+    out = tmp_path / "bf16"
+    assert main(["evaluate", str(tiny_checkpoint), str(tiny_data), "--out", str(out), "--device", "cpu",
+                 "--precision", "bf16"]) == 0
+    assert json.loads((out / "summary-test.json").read_text())["precision"] == "bf16"
+    assert "(bf16)" in capsys.readouterr().out
