@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from speechssl.data.audio import normalize_waveform
+from speechssl.training.precision import autocast, resolve_precision
 
 SAMPLES_PER_FRAME = 320
 """Total stride of the feature encoder (5*2*2*2*2*2*2)."""
@@ -60,13 +61,8 @@ class ModelEmitter:
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu",
                  normalize: bool = False, precision: str = "fp32") -> None:
-        from speechssl.training.precision import resolve_precision
-
         self.device = torch.device(device)
-        try:
-            self.precision = resolve_precision(precision, self.device)
-        except ValueError as exc:
-            raise ValueError(f"--precision: {exc}".replace("trainer.precision", "precision")) from None
+        self.precision = resolve_precision(precision, self.device, key="--precision")
         self.model = model.eval().to(device)
         self.normalize = normalize
 
@@ -80,8 +76,6 @@ class ModelEmitter:
                 # No padding: the unpadded path avoids the padded-batch code of the model (faster, and the
                 # same numbers as single-utterance inference).
                 padding_mask = None
-        from speechssl.training.precision import autocast
-
         with autocast(self.precision, self.device):
             output = self.model(waveforms, padding_mask)
         log_probs = output.logits.float().log_softmax(dim=-1).cpu()  # (B, T, V)
@@ -153,8 +147,9 @@ def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=N
              precision: str = "fp32") -> LoadedCTC:
     """Load a CTC checkpoint (speechssl .pt, Hugging Face directory, fairseq .pt) through ``load_model``.
 
-    ``tokenizer`` overrides the checkpoint's vocabulary; ``precision`` as in ``ModelEmitter``. Raises ValueError for a pretraining-only checkpoint or
-    one without vocabulary, FileNotFoundError for a missing path.
+    ``tokenizer`` overrides the checkpoint's vocabulary; ``precision`` as in ``ModelEmitter``. Raises
+    ValueError for a pretraining-only checkpoint or one without vocabulary, FileNotFoundError for a missing
+    path.
     """
     from speechssl.interop import load_model
 

@@ -21,16 +21,16 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Turn `auto` into a concrete choice and reject combinations that cannot work."""
+def resolve_precision(precision: str, device: torch.device, *, key: str = "trainer.precision") -> str:
+    """Turn `auto` into a concrete choice and reject combinations that cannot work (errors name `key`)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ValueError(f"{key} must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if cpu_has_native_bf16() else "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("trainer.precision=fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
+        raise ValueError(f"{key}=fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
     return precision
 
 

@@ -129,7 +129,7 @@ def test_bf16_emissions_are_fp32_within_bf16_rounding():
 def test_precision_is_checked_and_reported(tiny_checkpoint, tiny_data, tmp_path, capsys):
     from speechssl.decoding.inference import ModelEmitter
 
-    with pytest.raises(ValueError, match="fp16"):  # fp16 autocast needs CUDA
+    with pytest.raises(ValueError, match="--precision=fp16 needs a CUDA"):
         ModelEmitter(Wav2Vec2ForCTC(get_preset("tiny"), 32), precision="fp16")
     out = tmp_path / "bf16"
     assert main(["evaluate", str(tiny_checkpoint), str(tiny_data), "--out", str(out), "--device", "cpu",
