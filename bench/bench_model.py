@@ -25,7 +25,10 @@ comparison into a count of kernel launches.
   does (speechssl `feature_grad_mult=0`, transformers `freeze_feature_encoder()`), base_10h dropouts and
   masks (time 0.65 x 10, channels 0.5 x 64), CTC loss summed, letter targets of 12 per second.
 * `infer`: encoder forward in eval mode under `torch.no_grad()` (speechssl `model.encoder`, transformers
-  `model.wav2vec2`).
+  `model.wav2vec2`). In bf16, speechssl's linear and convolution weights are cast to bf16 once before the
+  timing, as `speechssl evaluate/transcribe --precision bf16` loads a model (`cast_weights_for_inference`;
+  the outputs are the same bits as autocast over fp32 weights); transformers' stay fp32 and autocast casts
+  them at every forward, as `from_pretrained` + autocast runs.
 
 Both use `torch.optim.AdamW(fused=True)` (the transformers Trainer's default `adamw_torch_fused`; speechssl's
 `build_optimizer` picks it too). bf16 means `torch.autocast(dtype=torch.bfloat16)` around the forward pass for
@@ -189,6 +192,11 @@ def make_step(impl: str, task: str, precision: str, model: torch.nn.Module, batc
     x = batch.waveforms
     if task == "infer":
         model.eval()
+        if impl == "speechssl" and precision == "bf16":
+            # as `speechssl evaluate --precision bf16` runs (load_ctc): weights cast once, not at every forward
+            from speechssl.decoding.inference import cast_weights_for_inference
+
+            cast_weights_for_inference(model, torch.bfloat16)
         encoder = model.encoder if impl == "speechssl" else model.wav2vec2
 
         def infer() -> None:
@@ -248,6 +256,7 @@ def count_flops(size: str, task: str, batch: Batch, directory: Path) -> float:
 def memory_child(spec: dict) -> dict:
     """Runs in a fresh process: peak RSS of `steps` units of work of one implementation."""
     torch.set_num_threads(spec["threads"])
+    set_allocator(spec["impl"], spec.get("allocator", "shipped"))
     batch = make_batch(spec["size"], spec["batch"], spec["seconds"])
     model = load(spec["impl"], Path(spec["dir"]))
     step = make_step(spec["impl"], spec["task"], spec["precision"], model, batch)
@@ -285,17 +294,30 @@ class Result:
     fraction_of_peak: float | None = None
 
 
+def set_allocator(impl: str, mode: str) -> None:
+    """glibc malloc as `impl` runs under `mode`: `shipped` (speechssl's CLI keeps freed memory, see
+    speechssl/training/allocator.py; transformers runs with glibc's defaults), `default` or `kept` for both."""
+    from speechssl.training.allocator import keep_freed_memory, restore_default_allocator
+
+    if mode == "kept" or (mode == "shipped" and impl == "speechssl"):
+        keep_freed_memory()
+    else:
+        restore_default_allocator()  # also hands the other's free heap back, so nothing carries over
+
+
 def time_pair(size: str, task: str, precision: str, batch: Batch, directory: Path, *, warmup: int,
-              repeats: int) -> dict[str, list[float]]:
+              repeats: int, allocator: str = "shipped") -> dict[str, list[float]]:
     models = {impl: load(impl, directory) for impl in IMPLS}
     steps = {impl: make_step(impl, task, precision, models[impl], batch) for impl in IMPLS}
     for _ in range(warmup):
         for impl in IMPLS:
+            set_allocator(impl, allocator)
             steps[impl]()
     times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     for r in range(repeats):
         order = IMPLS if r % 2 == 0 else IMPLS[::-1]  # ABBA: drifting load hits both alike
         for impl in order:
+            set_allocator(impl, allocator)
             t = time.perf_counter()
             steps[impl]()
             times[impl].append(time.perf_counter() - t)
@@ -335,6 +357,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", choices=IMPLS, help="print a torch.profiler table instead of timing")
     parser.add_argument("--table", type=Path, help="print the table of a --json file written earlier and exit")
+    parser.add_argument("--allocator", choices=("shipped", "default", "kept"), default="shipped",
+                        help="glibc malloc per implementation: shipped (speechssl keeps freed memory as its CLI "
+                             "does, transformers glibc's defaults), default or kept for both")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -366,12 +391,12 @@ def main() -> None:
     machine = {
         "cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
         "transformers": transformers.__version__, "loadavg_start": os.getloadavg(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"), "allocator": args.allocator,
     }
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"# {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, transformers "
           f"{machine['transformers']}, {args.threads} threads, OMP_WAIT_POLICY {machine['omp_wait_policy']}; "
-          f"load average {machine['loadavg_start'][0]:.2f}")
+          f"load average {machine['loadavg_start'][0]:.2f}; allocator {args.allocator}")
     print(f"# batch {args.batch} x {args.seconds:g} s; {args.warmup} warmup + {args.repeats} timed runs each, "
           f"alternating; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
 
@@ -389,7 +414,7 @@ def main() -> None:
                 flops = count_flops(size, task, batch, weights)
                 for precision in precisions:
                     times = time_pair(size, task, precision, batch, weights, warmup=args.warmup,
-                                      repeats=args.repeats)
+                                      repeats=args.repeats, allocator=args.allocator)
                     for impl in IMPLS:
                         med = statistics.median(times[impl])
                         r = Result(size, task, precision, impl, batch.audio_seconds / med, times[impl], flops,
@@ -398,7 +423,7 @@ def main() -> None:
                             mem = measure_memory({"impl": impl, "size": size, "task": task, "precision": precision,
                                                   "batch": args.batch, "seconds": args.seconds,
                                                   "threads": args.threads, "dir": str(weights),
-                                                  "steps": args.memory_steps})
+                                                  "steps": args.memory_steps, "allocator": args.allocator})
                             if mem:
                                 r.step_peak_mb, r.rss_peak_mb = mem["step_peak_mb"], mem["peak_mb"]
                         results.append(r)
@@ -436,7 +461,7 @@ def print_table(results: list[Result], machine: dict) -> None:
     print(f"{machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, torch {machine['torch']}, "
           f"transformers {machine['transformers']}; load average {machine['loadavg_start'][0]:.2f} -> "
           f"{machine['loadavg_end'][0]:.2f}; matmul peak fp32 {machine['matmul_peak_gflops']['fp32']:.0f}, "
-          f"bf16 {machine['matmul_peak_gflops']['bf16']:.0f} GFLOP/s")
+          f"bf16 {machine['matmul_peak_gflops']['bf16']:.0f} GFLOP/s; allocator {machine.get('allocator', 'default')}")
     print()
     print("| model | task | precision | GFLOP/audio-s | speechssl audio-s/s | transformers audio-s/s | ratio | "
           "speechssl peak MB (step) | transformers peak MB (step) | speechssl % of peak | transformers % of peak | "

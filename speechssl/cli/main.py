@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 HYDRA_APPS = {"pretrain", "finetune"}
+MODEL_COMMANDS = {"evaluate", "transcribe", "features"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     sub_parser = argparse.ArgumentParser(prog=f"speechssl {name}", description=COMMANDS[name][1])
     module.add_arguments(sub_parser)
     args = sub_parser.parse_args(rest)
+    if name in MODEL_COMMANDS:
+        from speechssl.training.allocator import keep_freed_memory
+
+        keep_freed_memory()  # as training does (trainer.keep_freed_memory): batches reuse freed memory
     return int(module.run(args) or 0)
 
 

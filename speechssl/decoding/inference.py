@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
 from speechssl.data.audio import normalize_waveform
 from speechssl.training.precision import autocast, resolve_precision
@@ -90,6 +92,31 @@ class ModelEmitter:
         return normalize_waveform(waveform) if self.normalize else waveform
 
 
+def cast_weights_for_inference(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast the weights and biases of the model's linear and convolution layers to ``dtype`` in place, once.
+
+    Under autocast every linear and convolution casts its fp32 weight to bf16 at every call: ~95 M
+    parameters read and written again per forward of BASE (16 % of a bf16 inference batch measured here).
+    Cast beforehand, autocast finds them in bf16 already and the results are the same bits, because autocast
+    rounds the same fp32 values the same way. Weight norm (the positional convolution) is folded into a plain
+    weight first, in fp32, as its forward computes it. Left in fp32: norms (autocast runs them in fp32), the
+    waveform convolution (its weight enters fp64 GroupNorm statistics, see ``windowed_group_norm_conv``) and
+    anything that is not a linear or convolution layer. For inference only: the model cannot be trained
+    afterwards (the weight-norm parameters are gone).
+    """
+    for module in model.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    for module in model.modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d) and module.in_channels == 1:
+            continue
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
+            module.weight.data = module.weight.data.to(dtype)
+            if module.bias is not None:
+                module.bias.data = module.bias.data.to(dtype)
+    return model
+
+
 @dataclass(kw_only=True)
 class PaddedBatch:
     """Waveforms padded to a common length."""
@@ -164,4 +191,6 @@ def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=N
         raise ValueError(f"CKPT: {path} carries no vocabulary; pass --vocab")
     normalize = bool(getattr(loaded.config, "normalize", False))
     emitter = ModelEmitter(loaded.model, device=device, normalize=normalize, precision=precision)
+    if emitter.precision != "fp32":  # the model is ours alone: cast once rather than at every batch
+        cast_weights_for_inference(emitter.model, torch.bfloat16 if emitter.precision == "bf16" else torch.float16)
     return LoadedCTC(emitter=emitter, tokenizer=tokenizer, config=loaded.config)

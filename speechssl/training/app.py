@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from speechssl.data.audio import audio_error_message
+from speechssl.training.allocator import keep_freed_memory
 from speechssl.training.checkpoint import CheckpointError
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
@@ -32,6 +33,8 @@ def build_trainer(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict
         device = torch.device("cuda", dist.local_rank)
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
+    if cfg.trainer.keep_freed_memory:
+        keep_freed_memory()
     seed_everything(cfg.trainer.seed)
     if app == "pretrain":
         from speechssl.training.pretrain import PretrainTask

@@ -78,6 +78,10 @@ class TrainerConfig:
     """Show a progress bar."""
     threads: int = 0
     """torch intra-op threads on the CPU (0: torch's default)."""
+    keep_freed_memory: bool = True
+    """Serve CPU allocations from the heap and never trim it (glibc only; see training/allocator.py): each step
+    reuses the previous one's memory instead of page-faulting it in again. Resident memory then stays at
+    the run's peak."""
     health: HealthConfig = field(default_factory=HealthConfig)
     """Training-health monitor settings."""
 

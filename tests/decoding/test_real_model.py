@@ -126,6 +126,27 @@ def test_bf16_emissions_are_fp32_within_bf16_rounding():
     assert float((bf16.argmax(-1) == fp32.argmax(-1)).float().mean()) > 0.9
 
 
+def test_weights_cast_once_give_the_same_bits_as_autocast(tiny_checkpoint):
+    """load_ctc(precision="bf16") casts linear/conv weights to bf16 once (weight norm folded first): the
+    emissions are bit for bit those of autocast over the fp32 weights; norms and the waveform conv stay fp32."""
+    from speechssl.decoding.inference import ModelEmitter, load_ctc
+
+    loaded = load_ctc(tiny_checkpoint, precision="bf16")
+    model = loaded.emitter.model
+    reference = load_ctc(tiny_checkpoint).emitter.model  # fp32 weights
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32) * 0.1)
+    expected = ModelEmitter(reference, precision="bf16")(wave).log_probs  # autocast casts at every call
+    assert torch.equal(loaded.emitter(wave).log_probs, expected)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    pos_conv = model.encoder.context.pos_conv.conv
+    assert type(pos_conv) is torch.nn.Conv1d and pos_conv.weight.dtype == torch.bfloat16  # weight norm folded
+    assert model.encoder.feature_encoder.blocks[0].conv.weight.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for m in model.modules() if isinstance(m, torch.nn.LayerNorm | torch.nn.GroupNorm)
+               for p in m.parameters())
+    assert all(p.dtype == torch.float32 for p in load_ctc(tiny_checkpoint).emitter.model.parameters())  # fp32: untouched
+
+
 def test_precision_is_checked_and_reported(tiny_checkpoint, tiny_data, tmp_path, capsys):
     from speechssl.decoding.inference import ModelEmitter
 
