@@ -1,7 +1,7 @@
 """keep_freed_memory: freed CPU tensors stay in the process (no munmap, no trim) and can be undone.
 
-What it buys (fewer page faults, faster steps) and costs (resident memory at the run's peak, +4 % in a BASE
-pretraining run with varying batch shapes) is measured in bench/README.md, not asserted here."""
+What it buys (fewer page faults, faster steps) and costs (resident memory held at a higher peak) is measured in
+bench/README.md, not asserted here."""
 
 from __future__ import annotations
 
