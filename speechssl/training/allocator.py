@@ -6,7 +6,7 @@ step allocates and frees the same large activations every time, so each step fau
 again: ~200,000 page faults per BASE pretraining step on the development VM, where a fault costs several
 microseconds. Serving everything from the heap and never trimming it turns those into reuse of memory the
 process already holds. Measured on the dev box (bench/README.md): a (4, 16000, 11) x (11, 512) bf16 bmm
-22 -> 5 ms, plus its GELU 51 -> 12 ms; the BASE bf16 pretraining step 5.6 -> 6.8 audio-s/s on 2 cores.
+22 -> 5 ms, plus its GELU 51 -> 12 ms; the BASE bf16 pretraining step 6.3 -> 6.8 audio-s/s on 2 cores.
 
 The price is memory: resident memory stays at the run's peak instead of shrinking between steps, and the peak
 grows, since a freed block is reused only by requests that fit in it (BASE bf16 pretraining step, whole

@@ -81,7 +81,7 @@ class TrainerConfig:
     keep_freed_memory: bool = True
     """Serve CPU allocations from the heap and never trim it (glibc only; see training/allocator.py): each step
     reuses the previous one's memory instead of page-faulting it in again. Resident memory then stays at
-    the run's peak, which is higher (BASE bf16 pretraining step: 2.4 -> 2.8 GB for 5.6 -> 6.8 audio-s/s)."""
+    the run's peak, which is higher (BASE bf16 pretraining step: 2.4 -> 2.8 GB for 6.3 -> 6.8 audio-s/s)."""
     health: HealthConfig = field(default_factory=HealthConfig)
     """Training-health monitor settings."""
 
