@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from speechssl.cli.evaluate import add_decoder_arguments, add_precision_argument, decoder_config_from_args
 from speechssl.data.audio import load_audio
 from speechssl.data.manifest import labels_for, read_split
