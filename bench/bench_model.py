@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -256,7 +257,7 @@ def count_flops(size: str, task: str, batch: Batch, directory: Path) -> float:
 def memory_child(spec: dict) -> dict:
     """Runs in a fresh process: peak RSS of `steps` units of work of one implementation."""
     torch.set_num_threads(spec["threads"])
-    set_allocator(spec["impl"], spec.get("allocator", "shipped"))
+    set_allocator(spec["impl"], spec.get("allocator", "shipped"), spec["task"])
     batch = make_batch(spec["size"], spec["batch"], spec["seconds"])
     model = load(spec["impl"], Path(spec["dir"]))
     step = make_step(spec["impl"], spec["task"], spec["precision"], model, batch)
@@ -294,12 +295,23 @@ class Result:
     fraction_of_peak: float | None = None
 
 
-def set_allocator(impl: str, mode: str) -> None:
-    """glibc malloc as `impl` runs under `mode`: `shipped` (speechssl's CLI keeps freed memory, see
-    speechssl/training/allocator.py; transformers runs with glibc's defaults), `default` or `kept` for both."""
+@functools.cache
+def shipped_keeps_freed_memory(task: str) -> bool:
+    """Whether speechssl's command for `task` keeps freed memory (speechssl/training/allocator.py): the
+    composed `trainer.keep_freed_memory` of `speechssl pretrain` / `finetune`; evaluate/transcribe always do."""
+    if task == "infer":
+        return True
+    from speechssl.cli.train import compose
+
+    return compose(task, ["data.dir=."])[0].trainer.keep_freed_memory  # data.dir is mandatory, not read
+
+
+def set_allocator(impl: str, mode: str, task: str) -> None:
+    """glibc malloc as `impl` runs `task` under `mode`: `shipped` (speechssl with the setting its command ships
+    with, see shipped_keeps_freed_memory; transformers with glibc's defaults), `default` or `kept` for both."""
     from speechssl.training.allocator import keep_freed_memory, restore_default_allocator
 
-    if mode == "kept" or (mode == "shipped" and impl == "speechssl"):
+    if mode == "kept" or (mode == "shipped" and impl == "speechssl" and shipped_keeps_freed_memory(task)):
         keep_freed_memory()
     else:
         restore_default_allocator()  # also hands the other's free heap back, so nothing carries over
@@ -311,13 +323,13 @@ def time_pair(size: str, task: str, precision: str, batch: Batch, directory: Pat
     steps = {impl: make_step(impl, task, precision, models[impl], batch) for impl in IMPLS}
     for _ in range(warmup):
         for impl in IMPLS:
-            set_allocator(impl, allocator)
+            set_allocator(impl, allocator, task)
             steps[impl]()
     times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     for r in range(repeats):
         order = IMPLS if r % 2 == 0 else IMPLS[::-1]  # ABBA: drifting load hits both alike
         for impl in order:
-            set_allocator(impl, allocator)
+            set_allocator(impl, allocator, task)
             t = time.perf_counter()
             steps[impl]()
             times[impl].append(time.perf_counter() - t)
@@ -358,8 +370,9 @@ def main() -> None:
     parser.add_argument("--profile", choices=IMPLS, help="print a torch.profiler table instead of timing")
     parser.add_argument("--table", type=Path, help="print the table of a --json file written earlier and exit")
     parser.add_argument("--allocator", choices=("shipped", "default", "kept"), default="shipped",
-                        help="glibc malloc per implementation: shipped (speechssl keeps freed memory as its CLI "
-                             "does, transformers glibc's defaults), default or kept for both")
+                        help="glibc malloc per implementation: shipped (speechssl as its command for the task runs: "
+                             "freed memory kept in pretraining and inference, glibc's defaults in fine-tuning; "
+                             "transformers glibc's defaults), default or kept for both")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 

@@ -11,7 +11,8 @@ process already holds. Measured on the dev box (bench/README.md): a (4, 16000, 1
 The price is memory: resident memory stays at the run's peak instead of shrinking between steps, and the peak
 grows, since a freed block is reused only by requests that fit in it (BASE bf16 pretraining step, whole
 process: 2.4 -> 2.8 GB; 20 steps of varying batch shapes: +4 %). ``trainer.keep_freed_memory=false`` turns
-it off. Anything but Linux with glibc is left alone.
+it off; fine-tuning's config does (its step gains 4-6 % but peaks 10-15 % higher). Anything but Linux with
+glibc is left alone.
 """
 
 from __future__ import annotations

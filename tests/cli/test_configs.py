@@ -41,6 +41,8 @@ def test_every_experiment_composes(name, tmp_path):
         assert model_cfg.encoder_layers == 12 and model_cfg.continuous_target_weight == 0.0
     if name == "finetune_10m":
         assert cfg.freeze_finetune_updates == 10000 and model_cfg.mask_channel_prob == 0.25
+    # The kept heap is pretraining's trade (speed for memory); fine-tuning keeps glibc's defaults (README).
+    assert cfg.trainer.keep_freed_memory is (app == "pretrain")
 
 
 @pytest.mark.parametrize("app", ["pretrain", "finetune"])
