@@ -6,10 +6,11 @@ speaking rate, pitch, room (a short synthetic exponentially decaying impulse res
 written as FLAC under ``OUT/audio/<speaker>/``. Utterances are generated in index order until the requested
 hours are reached, in a process pool (espeak-ng is not thread-safe).
 
-What is said, by whom and how is fixed by the seed; the samples themselves are not bit-exact across runs:
-espeak-ng keeps hidden state from one utterance to the next inside a process (only the first utterance after
-initialisation reproduces exactly; neither re-initialising nor forking per utterance removes it), so lengths
-can drift by a few milliseconds and the last utterance of the corpus may differ by one.
+The corpus is bit-exact for a given seed and length, whatever ``--jobs``: espeak-ng keeps hidden state from
+one utterance to the next inside a process (calling it twice on one sentence gives samples, even lengths,
+that differ; re-initialising the library does not reset it), but a process that starts clean and speaks the
+same utterances in the same order gives the same samples. So utterances are synthesised in fixed blocks of
+``UTTERANCES_PER_PROCESS`` consecutive indices, each block in a fresh worker process.
 
 Splits: ``test`` holds every utterance of ``test_speakers`` voices never heard in training; the other
 utterances go to ``train`` and, by ``valid_percent``, ``valid``; ``train_10min`` and ``train_1h`` are seeded
@@ -21,9 +22,9 @@ as ``prepare folder``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ from speechssl.data.prepare.writer import (
 )
 
 SAMPLE_RATE = 16000
+UTTERANCES_PER_PROCESS = 16
+"""Utterances synthesised by one fresh worker process, in index order (module docstring)."""
 # espeak-ng's English voices (lang/gmw) and voice variants (voices/!v) that stay intelligible;
 # whisper, croak and the novelty variants are left out.
 VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
@@ -237,28 +240,44 @@ def _make_utterance(index: int) -> tuple[int, str, str, str, int]:
     return index, spec.relpath, spec.text, spec.speaker.name, int(audio.shape[0])
 
 
+def _make_block(first: int, config: SyntheticConfig, audio_dir: str) -> list[tuple[int, str, str, str, int]]:
+    """Utterances ``first .. first + UTTERANCES_PER_PROCESS - 1``, in order, in this (fresh) process."""
+    # Set up here rather than as the pool's initializer: an initializer that raises (no espeak-ng) makes
+    # multiprocessing.Pool respawn workers forever, while an error here reaches the caller's .get().
+    _init_worker(config, audio_dir)
+    return [_make_utterance(index) for index in range(first, first + UTTERANCES_PER_PROCESS)]
+
+
 def _generate(config: SyntheticConfig, audio_dir: Path, jobs: int, progress: bool) -> list[tuple]:
     """Utterances 0..n-1 where n is the first count whose total reaches ``config.hours``."""
     target = config.hours * 3600 * SAMPLE_RATE
     results: list[tuple] = []
+    extra: list[tuple] = []
     total = 0
     bar = tqdm(total=round(config.hours * 3600), unit="s", desc="synthesising", disable=not progress)
-    window = max(4, 8 * jobs)
-    with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(config, str(audio_dir))) as pool:
+    window = 2 * jobs
+    # One block per worker process (maxtasksperchild=1): each block starts from a clean espeak-ng, which makes
+    # every utterance's samples independent of the scheduling (module docstring). The parent never loads
+    # espeak-ng, so a forked worker starts clean and cheaply.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with context.Pool(jobs, maxtasksperchild=1) as pool:
         pending: deque = deque()
-        next_index = 0
+        next_first = 0
         while total < target:
             while len(pending) < window:
-                pending.append(pool.submit(_make_utterance, next_index))
-                next_index += 1
-            result = pending.popleft().result()
-            results.append(result)
-            total += result[4]
-            bar.update(round(result[4] / SAMPLE_RATE))
-        # utterances past the target were rendered ahead: drop them so the corpus is a prefix by index
-        for future in pending:
-            future.cancel()
-        extra = [f.result() for f in pending if not f.cancelled()]
+                pending.append(pool.apply_async(_make_block, (next_first, config, str(audio_dir))))
+                next_first += UTTERANCES_PER_PROCESS
+            for result in pending.popleft().get():
+                if total >= target:
+                    extra.append(result)
+                    continue
+                results.append(result)
+                total += result[4]
+                bar.update(round(result[4] / SAMPLE_RATE))
+        # blocks past the target were rendered ahead: let them finish, then drop them so the corpus is a
+        # prefix by index
+        extra += [r for block in pending for r in block.get()]
     bar.close()
     for _, relpath, _, _, _ in extra:
         (audio_dir / relpath).unlink(missing_ok=True)
