@@ -76,7 +76,7 @@ class EspeakSynthesizer:
         if rate <= 0:
             raise EspeakError(f"espeak_Initialize failed (data path {data_path})")
         self.sample_rate: int = int(rate)
-        if hasattr(lib, "espeak_ng_SetRandSeed"):  # espeak-ng >= 1.51 seeds its generator with the clock
+        if hasattr(lib, "espeak_ng_SetRandSeed"):  # initialisation seeds its generator from the clock
             lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
             lib.espeak_ng_SetRandSeed(0)
         self._chunks: list[np.ndarray] = []
