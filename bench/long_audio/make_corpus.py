@@ -26,8 +26,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speechssl.data.manifest import (Manifest, ManifestEntry, labels_for, letter_counts, read_split,
-                                     words_to_letters, write_labels, write_letter_dict, write_manifest)
+from speechssl.data.manifest import (
+    Manifest,
+    ManifestEntry,
+    labels_for,
+    letter_counts,
+    read_split,
+    words_to_letters,
+    write_labels,
+    write_letter_dict,
+    write_manifest,
+)
 from speechssl.data.prepare.synthetic import SyntheticConfig, prepare_synthetic
 
 SAMPLE_RATE = 16_000
