@@ -1,6 +1,6 @@
 """Corpora for measuring long-audio transcription (chunked against whole) with a model that fits its audio.
 
-    .venv/bin/python bench/long_audio/make_corpus.py OUT [--hours 2.4] [--seed 11] [--test-seed 7]
+    .venv/bin/python bench/long_audio/make_corpus.py OUT [--hours 2.4] [--seed 11] [--test-seeds 7 8 9]
 
 A model trained on 5-second utterances transcribes a 3-minute recording worse in one pass than in chunks: its
 self-attention and the first block's GroupNorm (statistics over the whole input) never saw that much context.
@@ -12,7 +12,8 @@ joined (up to ``--max-seconds``).
 Writes:
     OUT/corpus/    the synthetic utterances (train, valid)
     OUT/long/      train = the joined files (.tsv, .wrd, .ltr), valid = corpus/valid, dict.ltr.txt
-    OUT/heldout/   test = other sentences by the same voices (``--test-seed``), for the concatenation
+    OUT/heldout/seed<N>/   test = other sentences by the same voices (one set per ``--test-seeds``), each
+                           long enough for a 3-minute concatenation
 """
 
 from __future__ import annotations
@@ -80,27 +81,39 @@ def join_utterances(corpus: Path, out: Path, max_seconds: float, seed: int) -> t
     return len(entries), sum(e.num_samples for e in entries) / SAMPLE_RATE / 3600
 
 
+def make_heldout(out: Path, hours: float, seed: int, jobs: int, training: Path) -> int:
+    """Other sentences by the same voices as ``out/test.*`` -> how many of them are also training sentences."""
+    prepare_synthetic(out, clean_voice(hours, seed, 0.0), jobs=jobs, progress=False)
+    for suffix in ("tsv", "wrd", "ltr"):  # everything landed in train (no valid share): it is the test set
+        (out / f"train.{suffix}").replace(out / f"test.{suffix}")
+    train = set(training.read_text().splitlines())
+    return sum(line in train for line in (out / "test.wrd").read_text().splitlines())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--hours", type=float, default=2.4, help="training speech to synthesise")
     parser.add_argument("--seed", type=int, default=11, help="seed of the training corpus")
-    parser.add_argument("--test-seed", type=int, default=7, help="seed of the held-out sentences")
-    parser.add_argument("--test-hours", type=float, default=0.1, help="held-out speech (>= the concatenation)")
+    parser.add_argument("--test-seeds", type=int, nargs="+", default=[7, 8, 9],
+                        help="one held-out set per seed (OUT/heldout/seed<N>)")
+    parser.add_argument("--test-hours", type=float, default=0.1, help="held-out speech per set (>= the concatenation)")
     parser.add_argument("--max-seconds", type=float, default=40.0, help="longest joined training file")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
 
-    prepare_synthetic(args.out / "corpus", clean_voice(args.hours, args.seed, 0.02), jobs=args.jobs, progress=False)
-    files, hours = join_utterances(args.out / "corpus", args.out / "long", args.max_seconds, args.seed)
-    print(f"joined into {files} training files, {hours:.2f} h")
-    heldout = args.out / "heldout"
-    prepare_synthetic(heldout, clean_voice(args.test_hours, args.test_seed, 0.0), jobs=args.jobs, progress=False)
-    for suffix in ("tsv", "wrd", "ltr"):  # everything landed in train (no valid share): it is the test set
-        (heldout / f"train.{suffix}").replace(heldout / f"test.{suffix}")
-    train = set((args.out / "corpus" / "train.wrd").read_text().splitlines())
-    shared = sum(line in train for line in (heldout / "test.wrd").read_text().splitlines())
-    print(f"held-out sentences also in training: {shared}")
+    # Each part is skipped when it exists, so held-out sets can be added to a finished run.
+    if not (args.out / "corpus" / "train.tsv").exists():
+        prepare_synthetic(args.out / "corpus", clean_voice(args.hours, args.seed, 0.02), jobs=args.jobs,
+                          progress=False)
+    if not (args.out / "long" / "train.tsv").exists():
+        files, hours = join_utterances(args.out / "corpus", args.out / "long", args.max_seconds, args.seed)
+        print(f"joined into {files} training files, {hours:.2f} h")
+    for seed in args.test_seeds:
+        heldout = args.out / "heldout" / f"seed{seed}"
+        if not (heldout / "test.tsv").exists():
+            shared = make_heldout(heldout, args.test_hours, seed, args.jobs, args.out / "corpus" / "train.wrd")
+            print(f"held-out set seed {seed}: {shared} of its sentences also in training")
     return 0
 
 

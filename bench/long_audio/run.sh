@@ -8,6 +8,7 @@
 # Settings: OUT=bench/long_audio/work  INIT=<pretrained or CTC checkpoint; "none" = from scratch>
 #           (default: the `make demo` pretrained model, egs/synthetic/exp/pretrain/checkpoints/checkpoint_best.pt)
 #           UPDATES=6000  LR=1e-3  THREADS=2  OVERLAPS="2 3 4"  CHUNK=20  MINUTES=3
+#           TEST_SEEDS="7 8 9" (one held-out sentence set, one 3-minute concatenation, per seed)
 # Each step is skipped when its output exists; the figures land in OUT/results/*.json and OUT/results.md.
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,11 +18,12 @@ UPDATES=6000
 LR=1e-3
 THREADS=2
 OVERLAPS="2 3 4"
+TEST_SEEDS="7 8 9"
 CHUNK=20
 MINUTES=3
 for arg in "$@"; do
   case $arg in
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) declare "${arg%%=*}=${arg#*=}" ;;
     *) OUT=$arg ;;
   esac
@@ -30,10 +32,8 @@ PYTHON=${PYTHON:-$REPO_DIR/.venv/bin/python}
 speechssl() { "$(dirname "$PYTHON")/speechssl" "$@"; }
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
-if [[ ! -f $OUT/long/train.tsv ]]; then
-  log "corpora: clean voice, joined training files, held-out sentences"
-  "$PYTHON" "$REPO_DIR/bench/long_audio/make_corpus.py" "$OUT"
-fi
+log "corpora: clean voice, joined training files, held-out sentences (each part made once)"
+"$PYTHON" "$REPO_DIR/bench/long_audio/make_corpus.py" "$OUT" --test-seeds $TEST_SEEDS
 
 model=$OUT/finetune/checkpoints/checkpoint_last.pt
 init_args=()
@@ -57,25 +57,38 @@ if [[ ! -f $lm ]]; then
 fi
 
 mkdir -p "$OUT/results"
-for overlap in $OVERLAPS; do
-  for decoder in viterbi kenlm; do
-    json=$OUT/results/${decoder}_overlap$overlap.json
-    [[ -f $json ]] && continue
-    log "chunked vs whole: $decoder, ${CHUNK} s chunks, overlap $overlap s"
-    extra=()
-    [[ $decoder == kenlm ]] && extra=(--lm "$lm" --lexicon "$OUT/lm/lexicon.txt")
-    "$PYTHON" "$REPO_DIR/bench/chunked_vs_whole.py" "$model" "$OUT/heldout" --subset test --minutes "$MINUTES" \
-      --chunk-seconds "$CHUNK" --overlap "$overlap" --decoder "$decoder" "${extra[@]}" --json "$json"
+for seed in $TEST_SEEDS; do
+  for overlap in $OVERLAPS; do
+    for decoder in viterbi kenlm; do
+      json=$OUT/results/seed${seed}_${decoder}_overlap$overlap.json
+      [[ -f $json ]] && continue
+      log "held-out set $seed, chunked vs whole: $decoder, ${CHUNK} s chunks, overlap $overlap s"
+      extra=()
+      [[ $decoder == kenlm ]] && extra=(--lm "$lm" --lexicon "$OUT/lm/lexicon.txt")
+      "$PYTHON" "$REPO_DIR/bench/chunked_vs_whole.py" "$model" "$OUT/heldout/seed$seed" --subset test \
+        --minutes "$MINUTES" --chunk-seconds "$CHUNK" --overlap "$overlap" --decoder "$decoder" "${extra[@]}" \
+        --json "$json"
+    done
   done
 done
 "$PYTHON" - "$OUT/results" > "$OUT/results.md" <<'EOF'
 import json, sys
+from collections import defaultdict
 from pathlib import Path
-print("| decoder | overlap s | chunked vs whole WER | CER | whole WER vs ref | chunked WER vs ref | times ordered |")
-print("|---|---|---|---|---|---|---|")
-for path in sorted(Path(sys.argv[1]).glob("*.json"), key=lambda p: (p.stem.split("_")[0], float(p.stem.split("overlap")[1]))):
+rows = defaultdict(list)
+for path in Path(sys.argv[1]).glob("seed*_*_overlap*.json"):
     r = json.loads(path.read_text())
-    print(f"| {r['decoder']} | {r['overlap_seconds']:g} | {r['chunked_vs_whole_wer']:.2f} | {r['chunked_vs_whole_cer']:.2f} "
-          f"| {r['whole_wer']:.2f} | {r['chunked_wer']:.2f} | {r['whole_times_ordered'] and r['chunked_times_ordered']} |")
+    rows[(r["decoder"], r["overlap_seconds"])].append((int(path.stem.split("_")[0][4:]), r))
+print("| decoder | overlap s | held-out set | chunked vs whole WER | CER | whole WER vs ref | chunked WER vs ref "
+      "| times ordered |")
+print("|---|---|---|---|---|---|---|---|")
+for (decoder, overlap), runs in sorted(rows.items()):
+    for seed, r in sorted(runs, key=lambda x: x[0]):
+        print(f"| {decoder} | {overlap:g} | seed {seed} | {r['chunked_vs_whole_wer']:.2f} | "
+              f"{r['chunked_vs_whole_cer']:.2f} | {r['whole_wer']:.2f} | {r['chunked_wer']:.2f} "
+              f"| {r['whole_times_ordered'] and r['chunked_times_ordered']} |")
+    mean = lambda key: sum(r[key] for _, r in runs) / len(runs)
+    print(f"| {decoder} | {overlap:g} | **mean of {len(runs)}** | **{mean('chunked_vs_whole_wer'):.2f}** "
+          f"| {mean('chunked_vs_whole_cer'):.2f} | {mean('whole_wer'):.2f} | {mean('chunked_wer'):.2f} | |")
 EOF
 cat "$OUT/results.md"
