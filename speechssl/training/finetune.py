@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechssl.data.tokenizer import LetterTokenizer
 from speechssl.training.config import FinetuneConfig, apply_overrides
 from speechssl.training.data_setup import build_loader, tokenizer_from_data
 from speechssl.training.distributed import DistInfo
@@ -21,7 +22,34 @@ from speechssl.training.pretrain import mask_seed
 HEAD_PREFIXES = ("head.",)
 
 
-def build_ctc_model(cfg: FinetuneConfig, vocab_size: int, tokenizer_symbols: list[str]) -> nn.Module:
+def ctc_head_rows(source: LetterTokenizer, target: LetterTokenizer) -> list[int]:
+    """For each of ``target``'s symbols, the row of a CTC head over ``source`` that scores it.
+
+    A fine-tuned model carried over to new data rarely sees the same ``dict.ltr.txt``: fairseq-style
+    dictionaries are sorted by letter count, so another corpus orders the same letters differently. The blank
+    maps to the blank (whatever each calls it), every other symbol by name; a ``<...>`` special that ``source``
+    lacks (never a CTC target) takes its unknown symbol's row. Letters of ``source`` the data lacks are dropped.
+
+    Raises ValueError naming the letters of ``target`` that ``source`` has no row for.
+    """
+    index = {symbol: i for i, symbol in enumerate(source.symbols)}
+    rows: list[int] = []
+    new: list[str] = []
+    for symbol in target.symbols:
+        if symbol == target.blank:
+            rows.append(source.blank_index)
+        elif symbol in index and symbol != source.blank:
+            rows.append(index[symbol])
+        elif symbol.startswith("<") and symbol.endswith(">"):
+            rows.append(source.unk_index)
+        else:
+            new.append(symbol)
+    if new:
+        raise ValueError(f"the checkpoint's CTC vocabulary lacks {new}")
+    return rows
+
+
+def build_ctc_model(cfg: FinetuneConfig, tokenizer: LetterTokenizer) -> nn.Module:
     """A CTC model from `init` (pretraining or CTC checkpoint; HF or fairseq too) or from the preset."""
     from speechssl.models import Wav2Vec2ForCTC, get_preset
 
@@ -34,25 +62,41 @@ def build_ctc_model(cfg: FinetuneConfig, vocab_size: int, tokenizer_symbols: lis
     if not cfg.init:
         model_cfg = apply_overrides(get_preset(cfg.model.preset), overrides)
         model_cfg.validate()
-        return Wav2Vec2ForCTC(model_cfg, vocab_size)
+        return Wav2Vec2ForCTC(model_cfg, len(tokenizer))
     from speechssl.interop import load_model
 
     loaded = load_model(cfg.init)
     # Fine-tuning overrides (dropouts, masking, layerdrop) apply on top of the pretrained architecture.
     model_cfg = apply_overrides(loaded.config, overrides)
     model_cfg.validate()
-    model = Wav2Vec2ForCTC(model_cfg, vocab_size)
-    if loaded.task == "ctc":
-        if loaded.tokenizer is not None and list(loaded.tokenizer.symbols) != list(tokenizer_symbols):
-            raise ValueError(
-                f"init={cfg.init!r} is a CTC model whose vocabulary ({len(loaded.tokenizer)} symbols: "
-                f"{''.join(s for s in loaded.tokenizer.symbols if len(s) == 1)}) differs from the data's "
-                f"dict.{cfg.data.labels}.txt ({len(tokenizer_symbols)} symbols); fine-tune from its encoder "
-                "with a pretraining checkpoint instead, or prepare the data with the same letters")
-        model.load_state_dict(loaded.model.state_dict())
-    else:
+    model = Wav2Vec2ForCTC(model_cfg, len(tokenizer))
+    if loaded.task != "ctc":
         # Pretraining heads (quantizer, project_q, final_proj) are left behind, as fairseq does.
         model.encoder.load_state_dict(loaded.model.encoder.state_dict())
+        return model
+    model.encoder.load_state_dict(loaded.model.encoder.state_dict())
+    source = loaded.tokenizer
+    if source is None:  # a CTC checkpoint without its vocabulary: trust that the sizes say the same thing
+        if loaded.model.vocab_size != len(tokenizer):
+            raise ValueError(f"init={cfg.init!r} is a CTC model over {loaded.model.vocab_size} symbols without "
+                             f"its vocabulary; the data's dict.{cfg.data.labels}.txt gives {len(tokenizer)}")
+        model.head.load_state_dict(loaded.model.head.state_dict())
+        return model
+    try:
+        rows = ctc_head_rows(source, tokenizer)
+    except ValueError as err:
+        raise ValueError(
+            f"init={cfg.init!r} is a CTC model whose vocabulary ({len(source)} symbols: "
+            f"{''.join(s for s in source.symbols if len(s) == 1)}) lacks letters of the data's "
+            f"dict.{cfg.data.labels}.txt ({err}); fine-tune from its encoder with a pretraining checkpoint "
+            "instead, or prepare the data with the same letters") from None
+    with torch.no_grad():  # the head's rows follow the data's letter order
+        model.head.weight.copy_(loaded.model.head.weight[rows])  # (V_data, D)
+        model.head.bias.copy_(loaded.model.head.bias[rows])  # (V_data,)
+    if rows != list(range(len(source))):
+        dropped = sorted(set(source.symbols) - set(tokenizer.symbols) - {source.blank})
+        print(f"init: the CTC head's rows follow the data's dict.{cfg.data.labels}.txt "
+              f"({len(rows)} symbols{'; dropped ' + ''.join(dropped) if dropped else ''})", flush=True)
     return model
 
 
@@ -62,7 +106,7 @@ class FinetuneTask:
     def __init__(self, cfg: FinetuneConfig, *, device: torch.device, dist: DistInfo):
         self.cfg, self.device, self.dist = cfg, device, dist
         self.tokenizer = tokenizer_from_data(cfg.data)
-        self.model = build_ctc_model(cfg, len(self.tokenizer), self.tokenizer.symbols)
+        self.model = build_ctc_model(cfg, self.tokenizer)
         self.model_config = self.model.config
         seed = cfg.trainer.seed
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
