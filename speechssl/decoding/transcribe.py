@@ -1,6 +1,6 @@
 """Transcribing recordings of any length: overlapping chunks, emissions merged frame-exactly, one decode.
 
-A long recording is cut into chunks of ``chunk_seconds`` that overlap by ``overlap_seconds``. Chunk starts are
+A long recording is cut into chunks of ``chunk_seconds`` that overlap by at least ``overlap_seconds``. Chunk starts are
 multiples of 320 samples, so chunk frame ``j`` is exactly global frame ``start / 320 + j`` (the conv encoder
 is shift-equivariant by its total stride). In each overlap the frames of the earlier chunk are kept up to the
 middle of the overlap and those of the later chunk after it, so every frame away from a chunk edge sees at
@@ -75,21 +75,22 @@ class Chunk:
 
 
 def plan_chunks(num_samples: int, config: ChunkConfig) -> list[Chunk]:
-    """Chunk spans covering ``num_samples``; the last chunk ends at the end and is at least a full chunk long."""
+    """Chunk spans covering ``num_samples``: as few chunks as keep every overlap at least ``overlap_seconds``,
+    spread evenly (the spare length widens every overlap instead of making the last chunk repeat most of the
+    one before); all are ``chunk_seconds`` long but the last, which ends at the end and is at least as long."""
     config.validate()
     size = config.chunk_samples
     if config.chunk_seconds <= 0 or num_samples <= size:
         return [Chunk(start=0, end=num_samples)]
-    step = size - config.overlap_samples
-    chunks: list[Chunk] = []
-    start = 0
-    while start + size < num_samples:
-        chunks.append(Chunk(start=start, end=start + size))
-        start += step
-    last_start = (num_samples - size) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
-    if chunks and chunks[-1].start >= last_start:
-        chunks.pop()
-    chunks.append(Chunk(start=last_start, end=num_samples))
+    last = (num_samples - size) // SAMPLES_PER_FRAME  # start frame of the last chunk
+    if last == 0:  # less than a frame past one chunk: one chunk
+        return [Chunk(start=0, end=num_samples)]
+    hop = (size - config.overlap_samples) // SAMPLES_PER_FRAME  # the longest step that keeps the overlap
+    steps = -(-last // hop)  # chunks - 1
+    step = -(-last // steps)  # <= hop
+    starts = [k * step for k in range(steps) if k * step < last] + [last]
+    chunks = [Chunk(start=f * SAMPLES_PER_FRAME, end=f * SAMPLES_PER_FRAME + size) for f in starts]
+    chunks[-1].end = num_samples
     return chunks
 
 

@@ -1,3 +1,4 @@
+import math
 import random
 from itertools import pairwise
 
@@ -46,14 +47,19 @@ def test_chunked_transcription_equals_unchunked_with_monotonic_times(tokenizer, 
     assert torch.equal(chunked.emissions.argmax(-1), whole.emissions.argmax(-1))
 
 
-@pytest.mark.parametrize("seconds", [0.5, 20.0, 20.03, 33.3, 61.0])
+@pytest.mark.parametrize("seconds", [0.5, 20.0, 20.01, 20.03, 33.3, 61.0, 182.4, 180.28])
 def test_chunk_plan_covers_every_frame_once(seconds, tokenizer):
     config = ChunkConfig(chunk_seconds=20, overlap_seconds=1.5)
     samples = int(seconds * 16000)
     chunks = plan_chunks(samples, config)
     assert chunks[0].start == 0 and chunks[-1].end == samples
     assert all(c.start % 320 == 0 for c in chunks)
-    assert all(b.start > a.start and b.start < a.end for a, b in pairwise(chunks))
+    assert all(c.end - c.start == config.chunk_samples for c in chunks[:-1])
+    assert all(b.start > a.start and a.end - b.start >= config.overlap_samples for a, b in pairwise(chunks))
+    # The fewest chunks that keep the overlap: one more would be needed only past this length.
+    last_start = max(0, samples - config.chunk_samples) // 320 * 320
+    hop = config.chunk_samples - config.overlap_samples
+    assert len(chunks) == 1 + math.ceil(last_start / hop)
     # Tag every frame of every chunk with its global index: the merge must give 0..T-1 in order.
     per_chunk = [torch.arange(c.start_frame, c.start_frame + num_frames(c.end - c.start)).float()[:, None]
                  for c in chunks]
