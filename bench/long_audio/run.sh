@@ -8,7 +8,7 @@
 # Settings: OUT=bench/long_audio/work  INIT=<pretrained or CTC checkpoint; "none" = from scratch>
 #           (default: the `make demo` pretrained model, egs/synthetic/exp/pretrain/checkpoints/checkpoint_best.pt)
 #           UPDATES=6000  LR=1e-3  THREADS=2  OVERLAPS="2 3 4"  CHUNK=20  MINUTES=3
-#           TEST_SEEDS="7 8 9" (one held-out sentence set, one 3-minute concatenation, per seed)
+#           HOURS=2.4 (clean training speech)  TEST_SEEDS="7 8 9" (one held-out sentence set, one 3-minute concatenation, per seed)
 # Each step is skipped when its output exists; the figures land in OUT/results/*.json and OUT/results.md.
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +21,7 @@ OVERLAPS="2 3 4"
 TEST_SEEDS="7 8 9"
 CHUNK=20
 MINUTES=3
+HOURS=2.4
 for arg in "$@"; do
   case $arg in
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -33,7 +34,7 @@ speechssl() { "$(dirname "$PYTHON")/speechssl" "$@"; }
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 log "corpora: clean voice, joined training files, held-out sentences (each part made once)"
-"$PYTHON" "$REPO_DIR/bench/long_audio/make_corpus.py" "$OUT" --test-seeds $TEST_SEEDS
+"$PYTHON" "$REPO_DIR/bench/long_audio/make_corpus.py" "$OUT" --hours "$HOURS" --test-seeds $TEST_SEEDS
 
 model=$OUT/finetune/checkpoints/checkpoint_last.pt
 init_args=()
