@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-seconds", type=float, default=20.0,
                         help="chunk length for long audio; 0 = whole file at once (default %(default)s)")
     parser.add_argument("--overlap", type=float, default=2.0,
-                        help="overlap between chunks in seconds (default %(default)s)")
+                        help="least overlap between chunks in seconds; chunks are spread evenly, so the spare length "
+                             "widens every overlap (default %(default)s)")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
     parser.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
     parser.add_argument("--plot", type=Path, default=None,
