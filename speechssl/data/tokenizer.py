@@ -24,7 +24,8 @@ FAIRSEQ_SPECIALS: tuple[str, ...] = ("<s>", "<pad>", "</s>", "<unk>")
 _APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"}
 
 
-def _is_special(symbol: str) -> bool:
+def is_special(symbol: str) -> bool:
+    """A `<...>` symbol (pad, bos, eos, unk): never a letter of a transcript."""
     return len(symbol) > 2 and symbol.startswith("<") and symbol.endswith(">")
 
 
@@ -72,7 +73,7 @@ class LetterTokenizer:
         self.unk_index: int = self._index[unk]
         self.word_delimiter_index: int = self._index[word_delimiter]
         # Ids dropped by decode(): the blank and every `<...>` special (bos/eos/unk/pad).
-        self._dropped = {i for i, s in enumerate(symbols) if s == blank or _is_special(s)}
+        self._dropped = {i for i, s in enumerate(symbols) if s == blank or is_special(s)}
 
     # ------------------------------------------------------------------ construction
     @classmethod

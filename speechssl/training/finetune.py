@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechssl.data.tokenizer import LetterTokenizer
+from speechssl.data.tokenizer import LetterTokenizer, is_special
 from speechssl.training.config import FinetuneConfig, apply_overrides
 from speechssl.training.data_setup import build_loader, tokenizer_from_data
 from speechssl.training.distributed import DistInfo
@@ -40,7 +40,7 @@ def ctc_head_rows(source: LetterTokenizer, target: LetterTokenizer) -> list[int]
             rows.append(source.blank_index)
         elif symbol in index and symbol != source.blank:
             rows.append(index[symbol])
-        elif symbol.startswith("<") and symbol.endswith(">"):
+        elif is_special(symbol):
             rows.append(source.unk_index)
         else:
             new.append(symbol)
@@ -70,11 +70,9 @@ def build_ctc_model(cfg: FinetuneConfig, tokenizer: LetterTokenizer) -> nn.Modul
     model_cfg = apply_overrides(loaded.config, overrides)
     model_cfg.validate()
     model = Wav2Vec2ForCTC(model_cfg, len(tokenizer))
-    if loaded.task != "ctc":
-        # Pretraining heads (quantizer, project_q, final_proj) are left behind, as fairseq does.
-        model.encoder.load_state_dict(loaded.model.encoder.state_dict())
-        return model
     model.encoder.load_state_dict(loaded.model.encoder.state_dict())
+    if loaded.task != "ctc":  # pretraining heads (quantizer, project_q, final_proj) are left behind, as fairseq does
+        return model
     source = loaded.tokenizer
     if source is None:  # a CTC checkpoint without its vocabulary: trust that the sizes say the same thing
         if loaded.model.vocab_size != len(tokenizer):
