@@ -72,13 +72,16 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the concatenation")
     parser.add_argument("--chunk-seconds", type=float, default=20.0)
     parser.add_argument("--overlap", type=float, default=2.0)
+    parser.add_argument("--chunk-statistics", choices=("recording", "chunk"), default="recording",
+                        help="as `speechssl transcribe --chunk-statistics`")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     add_precision_argument(parser)
     add_decoder_arguments(parser)
     args = parser.parse_args()
 
-    chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap)
+    chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap,
+                           recording_statistics=args.chunk_statistics == "recording")
     chunking.validate()
     loaded = load_ctc(args.checkpoint, device=args.device, precision=args.precision)
     decoder = build_decoder(decoder_config_from_args(args), loaded.tokenizer)
@@ -101,6 +104,7 @@ def main() -> int:
         "checkpoint": str(args.checkpoint), "utterances": count,
         "seconds": round(len(waveform) / chunking.sample_rate, 2), "reference_words": len(reference.split()),
         "chunk_seconds": args.chunk_seconds, "overlap_seconds": args.overlap, "chunks": chunked.num_chunks,
+        "chunk_statistics": args.chunk_statistics,
         "decoder": args.decoder, "precision": loaded.emitter.precision,
         "chunked_vs_whole_wer": round(100 * between.wer, 2), "chunked_vs_whole_cer": round(100 * between.cer, 2),
         **{f"{name}_{key}": value for name, r in results.items() for key, value in (

@@ -9,6 +9,7 @@
 #           (default: the `make demo` pretrained model, egs/synthetic/exp/pretrain/checkpoints/checkpoint_best.pt)
 #           UPDATES=6000  LR=1e-3  THREADS=2  OVERLAPS="2 3 4"  CHUNK=20  MINUTES=3
 #           HOURS=2.4 (clean training speech)  TEST_SEEDS="7 8 9" (one held-out sentence set, one 3-minute concatenation, per seed)
+#           STATS="recording chunk" (transcribe's --chunk-statistics: the recording's GroupNorm statistics, or each chunk's own)
 # Each step is skipped when its output exists; the figures land in OUT/results/*.json and OUT/results.md.
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,9 +23,10 @@ TEST_SEEDS="7 8 9"
 CHUNK=20
 MINUTES=3
 HOURS=2.4
+STATS="recording chunk"
 for arg in "$@"; do
   case $arg in
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *=*) declare "${arg%%=*}=${arg#*=}" ;;
     *) OUT=$arg ;;
   esac
@@ -61,14 +63,16 @@ mkdir -p "$OUT/results"
 for seed in $TEST_SEEDS; do
   for overlap in $OVERLAPS; do
     for decoder in viterbi kenlm; do
-      json=$OUT/results/seed${seed}_${decoder}_overlap$overlap.json
-      [[ -f $json ]] && continue
-      log "held-out set $seed, chunked vs whole: $decoder, ${CHUNK} s chunks, overlap $overlap s"
-      extra=()
-      [[ $decoder == kenlm ]] && extra=(--lm "$lm" --lexicon "$OUT/lm/lexicon.txt")
-      "$PYTHON" "$REPO_DIR/bench/chunked_vs_whole.py" "$model" "$OUT/heldout/seed$seed" --subset test \
-        --minutes "$MINUTES" --chunk-seconds "$CHUNK" --overlap "$overlap" --decoder "$decoder" "${extra[@]}" \
-        --json "$json"
+      for stats in $STATS; do
+        json=$OUT/results/seed${seed}_${decoder}_overlap${overlap}_$stats.json
+        [[ -f $json ]] && continue
+        log "held-out set $seed, chunked vs whole: $decoder, ${CHUNK} s chunks, overlap $overlap s, $stats statistics"
+        extra=()
+        [[ $decoder == kenlm ]] && extra=(--lm "$lm" --lexicon "$OUT/lm/lexicon.txt")
+        "$PYTHON" "$REPO_DIR/bench/chunked_vs_whole.py" "$model" "$OUT/heldout/seed$seed" --subset test \
+          --minutes "$MINUTES" --chunk-seconds "$CHUNK" --overlap "$overlap" --decoder "$decoder" "${extra[@]}" \
+          --chunk-statistics "$stats" --json "$json"
+      done
     done
   done
 done
@@ -79,17 +83,18 @@ from pathlib import Path
 rows = defaultdict(list)
 for path in Path(sys.argv[1]).glob("seed*_*_overlap*.json"):
     r = json.loads(path.read_text())
-    rows[(r["decoder"], r["overlap_seconds"])].append((int(path.stem.split("_")[0][4:]), r))
-print("| decoder | overlap s | held-out set | chunked vs whole WER | CER | whole WER vs ref | chunked WER vs ref "
-      "| times ordered |")
-print("|---|---|---|---|---|---|---|---|")
-for (decoder, overlap), runs in sorted(rows.items()):
+    stats = r.get("chunk_statistics", "chunk")  # before the option existed every chunk had its own
+    rows[(r["decoder"], r["overlap_seconds"], stats)].append((int(path.stem.split("_")[0][4:]), r))
+print("| decoder | overlap s | statistics | held-out set | chunked vs whole WER | CER | whole WER vs ref "
+      "| chunked WER vs ref | times ordered |")
+print("|---|---|---|---|---|---|---|---|---|")
+for (decoder, overlap, stats), runs in sorted(rows.items()):
     for seed, r in sorted(runs, key=lambda x: x[0]):
-        print(f"| {decoder} | {overlap:g} | seed {seed} | {r['chunked_vs_whole_wer']:.2f} | "
+        print(f"| {decoder} | {overlap:g} | {stats} | seed {seed} | {r['chunked_vs_whole_wer']:.2f} | "
               f"{r['chunked_vs_whole_cer']:.2f} | {r['whole_wer']:.2f} | {r['chunked_wer']:.2f} "
               f"| {r['whole_times_ordered'] and r['chunked_times_ordered']} |")
     mean = lambda key: sum(r[key] for _, r in runs) / len(runs)
-    print(f"| {decoder} | {overlap:g} | **mean of {len(runs)}** | **{mean('chunked_vs_whole_wer'):.2f}** "
+    print(f"| {decoder} | {overlap:g} | {stats} | **mean of {len(runs)}** | **{mean('chunked_vs_whole_wer'):.2f}** "
           f"| {mean('chunked_vs_whole_cer'):.2f} | {mean('whole_wer'):.2f} | {mean('chunked_wer'):.2f} | |")
 EOF
 cat "$OUT/results.md"

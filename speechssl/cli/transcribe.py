@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=float, default=2.0,
                         help="least overlap between chunks in seconds; chunks are spread evenly, so the spare length "
                              "widens every overlap (default %(default)s)")
+    parser.add_argument("--chunk-statistics", choices=("recording", "chunk"), default="recording",
+                        help="normalise each chunk's feature-encoder GroupNorm with the whole recording's "
+                             "statistics (as the unchunked file is) or with the chunk's own (default %(default)s)")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
     parser.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
     parser.add_argument("--plot", type=Path, default=None,
@@ -58,7 +61,8 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"AUDIO: file not found: {path}")
     if args.vocab is not None and not args.vocab.is_file():
         raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
-    chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap)
+    chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap,
+                           recording_statistics=args.chunk_statistics == "recording")
     chunking.validate()
     decoder_config = decoder_config_from_args(args)
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None

@@ -3,7 +3,9 @@
 ``ModelEmitter`` wraps a ``Wav2Vec2ForCTC`` (the contract: ``model(waveforms (B, L), padding_mask (B, L))
 -> CTCOutput(logits (B, T, V), padding_mask (B, T) | None, lengths (B,))``) and returns log-softmax
 emissions with their valid lengths. Anything with the same call signature as ``ModelEmitter.__call__``
-(an ``EmissionModel``) can stand in for it, e.g. a fake model in tests.
+(an ``EmissionModel``) can stand in for it, e.g. a fake model in tests. ``ModelEmitter`` also takes a
+whole recording's ``waveform_statistics`` so that chunks of it are normalised as the whole (see
+``speechssl.decoding.transcribe``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from speechssl.data.audio import normalize_waveform
+from speechssl.models.feature_encoder import FeatureEncoder, WaveformStatistics
 from speechssl.training.precision import autocast, resolve_precision
 
 SAMPLES_PER_FRAME = 320
@@ -69,8 +72,11 @@ class ModelEmitter:
         self.normalize = normalize
 
     @torch.inference_mode()
-    def __call__(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None) -> Emissions:
-        """waveforms ``(B, L)``, padding_mask ``(B, L)`` True where padded -> emissions ``(B, T, V)``."""
+    def __call__(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None, *,
+                 waveform_statistics: WaveformStatistics | None = None) -> Emissions:
+        """waveforms ``(B, L)``, padding_mask ``(B, L)`` True where padded -> emissions ``(B, T, V)``;
+        ``waveform_statistics`` (of the recording these are chunks of) replace each row's own in the feature
+        encoder's GroupNorm."""
         waveforms = waveforms.to(self.device, torch.float32)
         if padding_mask is not None:
             padding_mask = padding_mask.to(self.device)
@@ -78,14 +84,24 @@ class ModelEmitter:
                 # No padding: the unpadded path avoids the padded-batch code of the model (faster, and the
                 # same numbers as single-utterance inference).
                 padding_mask = None
+        extra = {} if waveform_statistics is None else {"waveform_statistics": waveform_statistics}
         with autocast(self.precision, self.device):
-            output = self.model(waveforms, padding_mask)
+            output = self.model(waveforms, padding_mask, **extra)
         log_probs = output.logits.float().log_softmax(dim=-1).cpu()  # (B, T, V)
         if output.lengths is not None:
             lengths = torch.as_tensor(output.lengths).long().cpu()
         else:
             lengths = torch.full((log_probs.shape[0],), log_probs.shape[1], dtype=torch.long)
         return Emissions(log_probs=log_probs, lengths=lengths)
+
+    @torch.inference_mode()
+    def waveform_statistics(self, waveform: np.ndarray) -> WaveformStatistics | None:
+        """The statistics of a whole ``(L,)`` recording its chunks should be normalised with, or None when the
+        model's feature encoder normalises each frame alone (nothing to share)."""
+        feature_encoder = getattr(getattr(self.model, "encoder", None), "feature_encoder", None)
+        if not isinstance(feature_encoder, FeatureEncoder):
+            return None
+        return feature_encoder.waveform_statistics(torch.from_numpy(np.asarray(waveform, dtype=np.float32)))
 
     def prepare(self, waveform: np.ndarray) -> np.ndarray:
         """Per-utterance preprocessing (normalisation when the model was trained with it)."""

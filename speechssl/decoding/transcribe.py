@@ -7,6 +7,13 @@ middle of the overlap and those of the later chunk after it, so every frame away
 least half the overlap of context on both sides. The merged ``(T, V)`` emissions are decoded once, so a word
 that straddles a seam is decoded once: nothing is dropped or repeated, and word times come from one
 monotonic frame path.
+
+A BASE-style feature encoder normalises each channel of its first block over the whole input (GroupNorm), so
+a chunk alone is a different input from the same span inside the recording. By default every chunk is
+normalised with the whole recording's statistics instead (``ChunkConfig.recording_statistics``; one cheap
+pass over the waveform): on the long-audio bench (bench/README.md) the words of 20 s chunks then differ from
+the unchunked hypothesis about half as often. What remains is the Transformer's attention, which sees only
+its chunk.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ class ChunkConfig:
     """Sampling rate of the waveforms."""
     batch_size: int = 4
     """Chunks of equal length run through the model together."""
+    recording_statistics: bool = True
+    """Normalise every chunk with the whole recording's feature-encoder statistics (where the model's encoder
+    has a GroupNorm over time), as the unchunked recording is normalised; False: each chunk with its own."""
 
     def validate(self) -> None:
         if self.chunk_seconds > 0:
@@ -143,6 +153,11 @@ def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkC
     """``(L,)`` waveform -> merged ``(T, V)`` emissions computed chunk by chunk."""
     chunks = plan_chunks(len(waveform), config)
     per_chunk: list[torch.Tensor | None] = [None] * len(chunks)
+    extra = {}
+    if len(chunks) > 1 and config.recording_statistics and hasattr(model, "waveform_statistics"):
+        statistics = model.waveform_statistics(waveform)  # None for a frame-local encoder
+        if statistics is not None:
+            extra["waveform_statistics"] = statistics
     # Equal-length chunks are batched without padding, so each gives what it would alone.
     by_length: dict[int, list[int]] = {}
     for k, chunk in enumerate(chunks):
@@ -151,7 +166,7 @@ def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkC
         for i in range(0, len(indices), config.batch_size):
             group = indices[i:i + config.batch_size]
             batch = pad_batch([waveform[chunks[k].start:chunks[k].end] for k in group])  # (b, L_chunk)
-            out = model(batch.waveforms, None)
+            out = model(batch.waveforms, None, **extra)
             for row, k in enumerate(group):
                 per_chunk[k] = out.log_probs[row, :int(out.lengths[row])]  # (T_k, V)
     return merge_emissions(chunks, per_chunk, num_frames(len(waveform)))

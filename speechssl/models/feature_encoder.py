@@ -9,6 +9,10 @@ Each block is Conv1d -> [norm] -> GELU. Two normalisation modes, as in fairseq's
   utterance exactly what it gets alone; without padding it equals torch's GroupNorm.
 * ``layer_norm`` (LARGE): LayerNorm over channels after every block; per frame, so padding cannot leak.
 
+The GroupNorm makes every frame depend on the whole input. To transcribe a long recording in chunks as if it
+were one input, ``WaveformStatistics`` of the whole recording (``FeatureEncoder.waveform_statistics``) can be
+given to the forward: each chunk is then normalised with the recording's statistics instead of its own.
+
 Both norms run in fp32 even under autocast (fairseq's Fp32GroupNorm / Fp32LayerNorm).
 
 Layout: blocks pass frames as (B, T, C). In bf16 (autocast) on the CPU they are time-major in memory too and
@@ -20,6 +24,8 @@ are plain Conv1d. Parameters keep nn.Conv1d's shapes and names either way.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -90,9 +96,50 @@ def masked_group_norm(
     return y.type_as(x)
 
 
+@dataclass(frozen=True, kw_only=True)
+class WaveformStatistics:
+    """What the waveform block's GroupNorm takes from its input: the mean and covariance of the input's
+    (k,)-sample windows (k, stride: the block's kernel and stride), in fp64. Computed once over a whole
+    recording, they normalise each chunk of it as the whole recording is normalised."""
+
+    mean: torch.Tensor
+    """(k,) mean window."""
+    cov: torch.Tensor
+    """(k, k) biased covariance of the windows."""
+    frames: int
+    """Windows they were taken over."""
+
+
+def waveform_window_statistics(waveform: torch.Tensor, kernel: int, stride: int, *,
+                               block_frames: int = 1 << 18) -> WaveformStatistics:
+    """Mean and covariance of the (k,) windows of a (L,) waveform, in blocks of ``block_frames`` windows so
+    that an hour of audio needs no (T, k) fp64 copy of itself (11.5 M windows x 10 x 8 bytes).
+
+    Raises ValueError when the waveform is shorter than one window.
+    """
+    if waveform.dim() != 1:
+        raise ValueError(f"waveform must be (L,), got shape {tuple(waveform.shape)}")
+    frames = (waveform.shape[0] - kernel) // stride + 1 if waveform.shape[0] >= kernel else 0
+    if frames < 1:
+        raise ValueError(f"a waveform of {waveform.shape[0]} samples has no window of {kernel} samples")
+    x = waveform.detach().double()
+    shift = x.mean()  # sums of shifted windows: no cancellation from a DC offset
+    total = torch.zeros(kernel, dtype=torch.float64, device=x.device)
+    outer = torch.zeros(kernel, kernel, dtype=torch.float64, device=x.device)
+    for first in range(0, frames, block_frames):
+        last = min(frames, first + block_frames)  # windows [first, last)
+        windows = (x[first * stride:(last - 1) * stride + kernel] - shift).unfold(0, kernel, stride)  # (n, k)
+        total += windows.sum(0)
+        outer += windows.T @ windows
+    mean = total / frames  # of the shifted windows
+    cov = outer / frames - torch.outer(mean, mean)
+    return WaveformStatistics(mean=mean + shift, cov=cov, frames=frames)
+
+
 def windowed_group_norm_conv(
     waveforms: torch.Tensor, lengths: torch.Tensor | None, weight: torch.Tensor, stride: int,
     norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float, *, time_major: bool = True,
+    statistics: WaveformStatistics | None = None,
 ) -> torch.Tensor:
     """Conv1d(1, C, k, stride) -> GroupNorm(C groups) -> (no activation), computed as one batched matmul.
 
@@ -112,24 +159,30 @@ def windowed_group_norm_conv(
         weight: (C, 1, k) conv weight; norm_weight, norm_bias: (C,) GroupNorm affine.
         time_major: lay the output out as (B, T, C) in memory; else as (B, C, T) (the returned shape is
             (B, T, C) either way).
+        statistics: normalise every row with these (a whole recording's) instead of its own; `lengths` is
+            then not needed for the statistics.
     Returns:
         (B, T, C) normalised conv output (bf16 under autocast, else fp32).
     """
     kernel = weight.shape[-1]
     with torch.autocast(device_type=waveforms.device.type, enabled=False):
         windows = waveforms.double().unfold(-1, kernel, stride)  # (B, T, k)
-        if lengths is None:
-            count = torch.full((windows.shape[0], 1, 1), windows.shape[1], dtype=windows.dtype,
-                               device=windows.device)  # (B, 1, 1)
-            valid = None
+        if statistics is not None:  # a whole recording's, shared by every row
+            if statistics.mean.shape != (kernel,):
+                raise ValueError(f"statistics of {tuple(statistics.mean.shape)} windows do not fit a kernel of "
+                                 f"{kernel} samples")
+            centred = windows - statistics.mean.to(windows)  # (B, T, k)
+            cov = statistics.cov.to(windows)[None].expand(windows.shape[0], kernel, kernel)  # (B, k, k)
+        elif lengths is None:
+            centred = windows - windows.sum(1, keepdim=True) / windows.shape[1]  # (B, T, k)
+            cov = torch.bmm(centred.transpose(1, 2), centred) / windows.shape[1]  # (B, k, k), biased as GroupNorm
         else:
             valid = (torch.arange(windows.shape[1], device=windows.device)[None, :] < lengths[:, None])
             valid = valid[:, :, None].to(windows.dtype)  # (B, T, 1)
             count = lengths.clamp(min=1).to(windows.dtype)[:, None, None]  # (B, 1, 1)
-        summed = windows.sum(1, keepdim=True) if valid is None else (windows * valid).sum(1, keepdim=True)
-        centred = windows - summed / count  # (B, T, k)
-        weighted = centred if valid is None else centred * valid
-        cov = torch.bmm(weighted.transpose(1, 2), weighted) / count  # (B, k, k), biased as GroupNorm
+            centred = windows - (windows * valid).sum(1, keepdim=True) / count  # (B, T, k)
+            weighted = centred * valid
+            cov = torch.bmm(weighted.transpose(1, 2), weighted) / count  # (B, k, k)
         w = weight[:, 0, :].double()  # (C, k)
         var = torch.einsum("ck,bkl,cl->bc", w, cov, w)  # (B, C)
         scale = torch.rsqrt(var + eps) * norm_weight.double()  # (B, C)
@@ -179,12 +232,14 @@ class ConvBlock(nn.Module):
         y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, self.conv.bias, stride=(1, self.stride))
         return y.squeeze(2).transpose(1, 2)  # (B, C_out, 1, T_out) channels-last -> (B, T_out, C_out)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, *,
+                statistics: WaveformStatistics | None = None) -> torch.Tensor:
         """x (B, T_in, C_in) frames (waveforms as (B, L, 1)), lengths (B,) valid output frames of this block
-        -> (B, T_out, C_out)."""
+        -> (B, T_out, C_out); `statistics` replace the input's own in the waveform block's GroupNorm."""
         if self.norm_kind == "group" and x.shape[-1] == 1:  # the waveform block of BASE
             x = windowed_group_norm_conv(x[:, :, 0], lengths, self.conv.weight, self.stride, self.norm.weight,
-                                         self.norm.bias, self.eps, time_major=channels_last_pays(x))
+                                         self.norm.bias, self.eps, time_major=channels_last_pays(x),
+                                         statistics=statistics)
             return F.gelu(x)
         x = self.convolve(x)
         if self.norm_kind == "group":  # over time per channel: a (B, C, T) view of the same memory
@@ -221,9 +276,20 @@ class FeatureEncoder(nn.Module):
         """(B,) sample counts -> (B,) frame counts (0 when shorter than the receptive field)."""
         return conv_output_lengths(input_lengths, self.kernels, self.strides)
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def waveform_statistics(self, waveform: torch.Tensor) -> WaveformStatistics | None:
+        """The statistics of a whole (L,) recording that the first block's GroupNorm takes from its input, to
+        pass to `forward` for each chunk of it; None when the encoder has no such norm (`layer_norm` mode
+        normalises each frame alone, so a chunk's frames already equal the whole recording's)."""
+        first = self.blocks[0]
+        if first.norm_kind != "group":
+            return None
+        return waveform_window_statistics(waveform, first.kernel, first.stride)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
+                statistics: WaveformStatistics | None = None) -> torch.Tensor:
         """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T) (in bf16 on the
-        CPU a view of time-major memory: `features.transpose(1, 2)` is contiguous).
+        CPU a view of time-major memory: `features.transpose(1, 2)` is contiguous). `statistics`
+        (`waveform_statistics` of a longer recording) normalise the first block instead of each row's own.
 
         Raises ValueError when an input (or one utterance's valid part) yields no frame at all.
         """
@@ -242,8 +308,8 @@ class FeatureEncoder(nn.Module):
             )
         x = waveforms[:, :, None]  # (B, L, 1): samples as time-major frames of one channel
         block_lengths = lengths
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             if block_lengths is not None:
                 block_lengths = conv_output_lengths(block_lengths, [block.kernel], [block.stride])
-            x = block(x, block_lengths)  # (B, T, C) frames
+            x = block(x, block_lengths, statistics=statistics if i == 0 else None)  # (B, T, C) frames
         return x.transpose(1, 2)  # (B, C, T)

@@ -16,7 +16,7 @@ from torch import nn
 
 from speechssl.models.config import Wav2Vec2Config
 from speechssl.models.context import ContextNetwork, Dropout
-from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply
+from speechssl.models.feature_encoder import FeatureEncoder, GradMultiply, WaveformStatistics
 from speechssl.models.losses import infonce_loss, num_correct, pretraining_loss, sampled_contrastive_logits
 from speechssl.models.masking import compute_channel_mask, compute_mask_indices, sample_distractors
 from speechssl.models.quantizer import GumbelVectorQuantizer
@@ -85,15 +85,16 @@ class Wav2Vec2Encoder(nn.Module):
         """(B,) samples -> (B,) frames."""
         return self.feature_encoder.output_lengths(input_lengths)
 
-    def _extract(self, waveforms: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def _extract(self, waveforms: torch.Tensor, lengths: torch.Tensor | None,
+                 statistics: WaveformStatistics | None) -> torch.Tensor:
         # feature_grad_mult: 0 -> no gradient at all (fine-tuning), else scale the gradient (0.1 pretraining)
         if self.feature_grad_mult > 0:
-            features = self.feature_encoder(waveforms, lengths)
+            features = self.feature_encoder(waveforms, lengths, statistics=statistics)
             if self.feature_grad_mult != 1.0:
                 features = GradMultiply.apply(features, self.feature_grad_mult)
             return features
         with torch.no_grad():
-            return self.feature_encoder(waveforms, lengths)
+            return self.feature_encoder(waveforms, lengths, statistics=statistics)
 
     def make_time_mask(
         self, shape: tuple[int, int], padding_mask: torch.Tensor | None, seeds: Sequence[int] | None = None
@@ -117,6 +118,7 @@ class Wav2Vec2Encoder(nn.Module):
         apply_mask: bool = False,
         mask_seeds: Sequence[int] | None = None,
         return_hidden_states: bool = False,
+        waveform_statistics: WaveformStatistics | None = None,
     ) -> EncoderOutput:
         """Encode a batch.
 
@@ -127,6 +129,8 @@ class Wav2Vec2Encoder(nn.Module):
             apply_mask: draw time (and channel) masks from the config.
             mask_seeds: per-utterance seeds for the drawn masks.
             return_hidden_states: also return every layer's states.
+            waveform_statistics: a whole recording's `feature_encoder.waveform_statistics`, to normalise
+                chunks of it as the whole (long-audio transcription); None: each row's own.
         """
         batch_size = waveforms.shape[0]
         lengths = None
@@ -137,7 +141,7 @@ class Wav2Vec2Encoder(nn.Module):
             if bool(padding_mask.any()):
                 lengths = waveforms.shape[1] - padding_mask.long().sum(1)  # (B,) valid samples
 
-        features = self._extract(waveforms, lengths)  # (B, C, T)
+        features = self._extract(waveforms, lengths, waveform_statistics)  # (B, C, T)
         num_frames = features.shape[-1]
         if lengths is None:
             frame_lengths = torch.full((batch_size,), num_frames, dtype=torch.long, device=waveforms.device)
@@ -375,12 +379,14 @@ class Wav2Vec2ForCTC(nn.Module):
         *,
         mask_seeds: Sequence[int] | None = None,
         return_hidden_states: bool = False,
+        waveform_statistics: WaveformStatistics | None = None,
     ) -> CTCOutput:
-        """waveforms (B, L), padding_mask (B, L) True where padded -> CTCOutput; masks only in training."""
+        """waveforms (B, L), padding_mask (B, L) True where padded -> CTCOutput; masks only in training.
+        `waveform_statistics`: as in `Wav2Vec2Encoder.forward`."""
         cfg = self.config
         apply_mask = self.training and (cfg.mask_prob > 0 or cfg.mask_channel_prob > 0)
         enc = self.encoder(waveforms, padding_mask, apply_mask=apply_mask, mask_seeds=mask_seeds,
-                           return_hidden_states=return_hidden_states)
+                           return_hidden_states=return_hidden_states, waveform_statistics=waveform_statistics)
         logits = self.head(self.dropout(enc.last_hidden_state))  # (B, T, V)
         return CTCOutput(logits=logits, padding_mask=enc.padding_mask, lengths=enc.lengths,
                          hidden_states=enc.hidden_states)

@@ -108,6 +108,29 @@ def test_chunked_emissions_are_frame_exact_for_a_local_real_model():
     torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)
 
 
+def test_recording_statistics_make_chunks_of_a_group_norm_model_frame_exact():
+    """The same with BASE's group-norm extractor, whose GroupNorm normalises over the whole input: with the
+    recording's statistics (transcribe's default) 4 s chunks reproduce the unchunked emissions; with each
+    chunk's own (the recording grows louder, so they differ) they do not."""
+    from speechssl.decoding.inference import ModelEmitter
+    from speechssl.decoding.transcribe import ChunkConfig, chunked_emissions
+
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(get_preset("tiny"), 32)
+    for layer in model.encoder.context.layers:
+        torch.nn.init.zeros_(layer.attn.out_proj.weight)
+        torch.nn.init.zeros_(layer.attn.out_proj.bias)
+    emitter = ModelEmitter(model)
+    rng = np.random.default_rng(0)
+    wave = (rng.standard_normal(16000 * 12 + 77) * np.linspace(0.02, 0.4, 16000 * 12 + 77)).astype(np.float32)
+    whole = chunked_emissions(wave, emitter, ChunkConfig(chunk_seconds=0))
+    chunked = chunked_emissions(wave, emitter, ChunkConfig(chunk_seconds=4, overlap_seconds=1))
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=0)
+    own = chunked_emissions(wave, emitter, ChunkConfig(chunk_seconds=4, overlap_seconds=1,
+                                                       recording_statistics=False))
+    assert (own - whole).abs().max() > 1e-2
+
+
 def test_bf16_emissions_are_fp32_within_bf16_rounding():
     """--precision bf16 runs the model under autocast: the emissions change (so autocast is on) but stay
     within bf16 rounding of fp32's, and the greedy path mostly agrees."""

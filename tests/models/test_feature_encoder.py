@@ -11,6 +11,7 @@ from speechssl.models.feature_encoder import (
     FeatureEncoder,
     GradMultiply,
     masked_group_norm,
+    waveform_window_statistics,
     windowed_group_norm_conv,
 )
 
@@ -63,6 +64,48 @@ def test_windowed_group_norm_conv_equals_conv_then_group_norm(padded):
         low = block(x[:, :, None], lengths).transpose(1, 2)  # time-major frames in and out
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float()[..., valid], torch.nn.functional.gelu(ref)[..., valid], atol=0.05, rtol=0)
+
+
+def test_waveform_window_statistics_equal_the_windows_mean_and_covariance():
+    """Streamed in blocks (here 7 windows, a last partial block) with a DC offset, they equal the fp64 mean
+    and biased covariance of all the (k,) windows at once."""
+    torch.manual_seed(0)
+    wave = torch.randn(1003) * 0.1 + 0.4
+    windows = wave.double().unfold(0, 10, 5)  # (199, 10)
+    centred = windows - windows.mean(0)
+    for block_frames in (7, 199, 1 << 18):
+        stats = waveform_window_statistics(wave, 10, 5, block_frames=block_frames)
+        assert stats.frames == windows.shape[0] == 199
+        torch.testing.assert_close(stats.mean, windows.mean(0), atol=1e-12, rtol=0)
+        torch.testing.assert_close(stats.cov, centred.T @ centred / 199, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="9 samples"):
+        waveform_window_statistics(torch.zeros(9), 10, 5)
+
+
+def test_recording_statistics_normalise_a_chunk_as_the_whole_recording():
+    """A span of a recording, encoded alone with the whole recording's statistics, gives the frames the
+    whole recording has there; with its own statistics (a quieter span) it does not. The whole recording
+    with its own statistics passed in gives what it gives without."""
+    torch.manual_seed(0)
+    enc = FeatureEncoder(get_preset("tiny"))
+    gain = torch.linspace(0.02, 0.5, 16000 * 3)
+    wave = torch.randn(16000 * 3) * gain + 0.05  # louder towards the end, a DC offset
+    stats = enc.waveform_statistics(wave)
+    with torch.no_grad():
+        whole = enc(wave[None])[0].T  # (T, C)
+        torch.testing.assert_close(enc(wave[None], statistics=stats)[0].T, whole, atol=1e-5, rtol=0)
+        start = 320 * 10  # a whole number of frames: chunk frame j is whole frame 10 + j
+        span = wave[None, start:start + 16000]
+        alone = enc(span)[0].T
+        chunk = enc(span, statistics=stats)[0].T
+    torch.testing.assert_close(chunk, whole[10:10 + chunk.shape[0]], atol=1e-5, rtol=0)
+    assert (alone - whole[10:10 + alone.shape[0]]).abs().max() > 0.1
+    layer_norm = FeatureEncoder(get_preset("tiny").replace(extractor_mode="layer_norm", conv_bias=True))
+    assert layer_norm.waveform_statistics(wave) is None  # frame-local: nothing to share
+    with pytest.raises(ValueError, match="kernel of 10"):
+        from speechssl.models.feature_encoder import WaveformStatistics
+
+        enc(span, statistics=WaveformStatistics(mean=torch.zeros(4), cov=torch.eye(4), frames=1))
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
