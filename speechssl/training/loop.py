@@ -25,6 +25,7 @@ from torch import nn
 from speechssl.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
+    atomic_alias,
     atomic_torch_save,
     find_resume_checkpoint,
     load_checkpoint,
@@ -214,10 +215,12 @@ class Trainer:
         state = self.state_dict()
         ckpt_dir = self.run_dir / "checkpoints"
         n = self.state.num_updates
-        atomic_torch_save(state, ckpt_dir / f"checkpoint_{n}.pt")
-        atomic_torch_save(state, ckpt_dir / "checkpoint_last.pt")
+        numbered_path = ckpt_dir / f"checkpoint_{n}.pt"
+        atomic_torch_save(state, numbered_path)
+        # last and best are the same bytes: names for one file, not two more copies of it
+        atomic_alias(numbered_path, ckpt_dir / "checkpoint_last.pt")
         if best:
-            atomic_torch_save(state, ckpt_dir / "checkpoint_best.pt")
+            atomic_alias(numbered_path, ckpt_dir / "checkpoint_best.pt")
         keep = self.cfg.keep_interval_checkpoints
         if keep >= 0:
             numbered = sorted(ckpt_dir.glob("checkpoint_[0-9]*.pt"), key=lambda p: int(p.stem.split("_")[1]))

@@ -60,6 +60,12 @@ def test_resume_after_sigkill_is_bit_identical(tone_corpus, tmp_path):
     a = load_checkpoint(tmp_path / "full/checkpoints/checkpoint_last.pt")
     b = load_checkpoint(tmp_path / "killed/checkpoints/checkpoint_last.pt")
     assert a["train_state"]["num_updates"] == b["train_state"]["num_updates"] == 40
+    # checkpoint_last is a name for the newest numbered checkpoint, not a second copy; two numbered kept
+    ckpts = tmp_path / "full/checkpoints"
+    assert os.path.samefile(ckpts / "checkpoint_last.pt", ckpts / "checkpoint_40.pt")
+    names = sorted(p.name for p in ckpts.iterdir())
+    assert names == ["checkpoint_35.pt", "checkpoint_40.pt", "checkpoint_best.pt", "checkpoint_last.pt"], names
+    assert len({(ckpts / n).stat().st_ino for n in names}) == 2  # four names, two files on disk
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
 

@@ -49,3 +49,29 @@ def test_load_rejects_foreign_file(tmp_path):
         ck.load_checkpoint(p)
     with pytest.raises(ck.CheckpointError, match="does not exist"):
         ck.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_alias_is_one_file_and_survives_the_next_save(tmp_path):
+    d = tmp_path / "checkpoints"
+    ck.atomic_torch_save(_state(10), d / "checkpoint_10.pt")
+    ck.atomic_alias(d / "checkpoint_10.pt", d / "checkpoint_last.pt")
+    assert os.path.samefile(d / "checkpoint_10.pt", d / "checkpoint_last.pt")  # no second copy on disk
+    # the next save replaces last; the old numbered file is then deleted, as the trainer does
+    ck.atomic_torch_save(_state(20), d / "checkpoint_20.pt")
+    ck.atomic_alias(d / "checkpoint_20.pt", d / "checkpoint_last.pt")
+    (d / "checkpoint_10.pt").unlink()
+    assert ck.load_checkpoint(d / "checkpoint_last.pt")["num_updates"] == 20
+    assert sorted(p.name for p in d.iterdir()) == ["checkpoint_20.pt", "checkpoint_last.pt"]  # no temp files
+
+
+def test_alias_copies_where_hard_links_fail(tmp_path, monkeypatch):
+    d = tmp_path / "checkpoints"
+    ck.atomic_torch_save(_state(5), d / "checkpoint_5.pt")
+
+    def no_links(src, dst, *a, **k):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(ck.os, "link", no_links)
+    ck.atomic_alias(d / "checkpoint_5.pt", d / "checkpoint_best.pt")
+    assert not os.path.samefile(d / "checkpoint_5.pt", d / "checkpoint_best.pt")
+    assert ck.load_checkpoint(d / "checkpoint_best.pt")["num_updates"] == 5
