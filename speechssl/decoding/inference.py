@@ -60,8 +60,8 @@ class ModelEmitter:
         normalize: zero-mean unit-variance per utterance before the model (fairseq's ``normalize=True``,
             LARGE models); applied to the unpadded samples only.
         precision: ``fp32`` (the default: the numbers a checkpoint's authors published), ``bf16`` (autocast;
-            ~1.7x faster on CPUs with native bf16, emissions within bf16 rounding), ``fp16`` (CUDA only) or
-            ``auto`` (bf16 where the hardware has it, as training picks).
+            ~1.7x faster on CPUs with fast bf16 matmuls, emissions within bf16 rounding), ``fp16`` (CUDA only) or
+            ``auto`` (bf16 where it measures faster, as training picks).
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu",

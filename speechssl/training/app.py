@@ -17,7 +17,7 @@ from speechssl.training.checkpoint import CheckpointError
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
 from speechssl.training.loop import NonFiniteError, Trainer
-from speechssl.training.precision import resolve_device
+from speechssl.training.precision import auto_precision_reason, resolve_device
 
 
 def seed_everything(seed: int) -> None:
@@ -66,8 +66,11 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
     if trainer.dist.is_main:
         write_resolved_config(trainer.run_dir, resolved)
         n_params = sum(p.numel() for p in trainer.model.parameters())
+        precision = trainer.precision
+        if cfg.trainer.precision == "auto":  # say why: bf16's speed on a CPU is measured, not assumed
+            precision = f"auto -> {auto_precision_reason(trainer.device)}"
         print(f"speechssl {app}: {n_params / 1e6:.2f} M parameters, device {trainer.device}, "
-              f"precision {trainer.precision}, world size {trainer.dist.world_size}, run dir {trainer.run_dir}",
+              f"precision {precision}, world size {trainer.dist.world_size}, run dir {trainer.run_dir}",
               flush=True)
     try:
         summary = trainer.fit()

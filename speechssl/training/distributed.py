@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -50,6 +51,18 @@ def all_reduce_sum(values: list[float], device: torch.device, info: DistInfo) ->
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def broadcast_from_main(value: Any, info: DistInfo) -> Any:
+    """Rank 0's `value` on every rank (a picklable object); `value` itself for one process.
+
+    For choices a rank makes by measuring (precision `auto` times a matmul): ranks must not disagree.
+    """
+    if not info.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(info: DistInfo) -> None:

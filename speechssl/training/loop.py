@@ -33,7 +33,7 @@ from speechssl.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier
+from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_from_main
 from speechssl.training.health import HealthConfig, HealthMonitor
 from speechssl.training.logging import RunLogger
 from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer
@@ -60,7 +60,8 @@ class TrainerConfig:
     device: str = "auto"
     """`auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
     precision: str = "auto"
-    """`auto` (bf16 where native, else fp32; fp16 never automatic on CPU), `fp32`, `bf16`, `fp16` (GPU)."""
+    """`auto` (bf16 where a bf16 matmul measures >= 1.25x fp32, else fp32; never fp16 on CPU), `fp32`, `bf16`,
+    `fp16` (GPU)."""
     resume: str = "auto"
     """`auto`: continue from the newest valid checkpoint of run_dir if any; `none`: start fresh; or a path."""
     log_interval: int = 10
@@ -161,6 +162,8 @@ class Trainer:
         self.task, self.cfg, self.optim_cfg, self.dist = task, trainer, optim, dist
         self.device = device
         self.precision = resolve_precision(trainer.precision, device)
+        if trainer.precision == "auto":  # on a CPU a timing: every rank trains at rank 0's choice
+            self.precision = broadcast_from_main(self.precision, dist)
         self.model = task.model.to(device)
         self.ddp_model: nn.Module = self.model
         if dist.enabled:
