@@ -245,11 +245,23 @@ def count_flops(size: str, task: str, batch: Batch, directory: Path) -> float:
     """Matmul + convolution FLOPs of one speechssl unit of work (fp32)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from speechssl.models import feature_encoder
+
+    def reference_conv(x, weight, bias, stride):  # the same FLOPs as a Conv1d, which the counter knows
+        return F.conv1d(x.transpose(1, 2), weight, bias, stride=stride).transpose(1, 2)
+
     model = load("speechssl", directory)
     step = make_step("speechssl", task, "fp32", model, batch)
     counter = FlopCounterMode(display=False)
-    with counter:
-        step()
+    # the fp32 CPU convolutions run as in-place matmuls (addmm_) inside an autograd Function, which the
+    # counter does not see: count the same model with them as plain Conv1d
+    time_major_conv1d = feature_encoder.time_major_conv1d
+    feature_encoder.time_major_conv1d = reference_conv
+    try:
+        with counter:
+            step()
+    finally:
+        feature_encoder.time_major_conv1d = time_major_conv1d
     return float(counter.get_total_flops())
 
 

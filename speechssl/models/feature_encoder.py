@@ -15,12 +15,13 @@ given to the forward: each chunk is then normalised with the recording's statist
 
 Both norms run in fp32 even under autocast (fairseq's Fp32GroupNorm / Fp32LayerNorm).
 
-Layout: blocks pass frames as (B, T, C). In bf16 (autocast) on the CPU they are time-major in memory too and
-every Conv1d runs as oneDNN's channels-last 2-D convolution on a (B, C, 1, T) view of them: ~20 % faster
-forward and backward than the (B, C, T) layout (whose backward also clones the input of each stride-2
-convolution), and the encoder's output is already the (B, T, C) memory the Transformer reads. In fp32, where
-oneDNN's channels-last convolutions are ~2x slower backward, the memory stays (B, C, T) and the convolutions
-are plain Conv1d. Parameters keep nn.Conv1d's shapes and names either way.
+Layout: blocks pass frames as (B, T, C), on the CPU time-major in memory too, so the encoder's output is
+already the (B, T, C) memory the Transformer reads. In bf16 (autocast) on the CPU every Conv1d runs as
+oneDNN's channels-last 2-D convolution on a (B, C, 1, T) view of them (~20 % faster forward and backward than
+the (B, C, T) layout on an AMD EPYC). In fp32 on the CPU they run as matmuls on strided views of the frames
+(`time_major_conv1d`): oneDNN's fp32 backward of the stride-2 convolutions ran at 30 GFLOP/s on an Intel Xeon
+against ~300 for the matmuls. On a GPU they are plain Conv1d on (B, C, T) memory. Parameters keep
+nn.Conv1d's shapes and names either way.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechssl.models.config import Wav2Vec2Config
+from speechssl.models.time_major_conv import time_major_conv1d
 
 
 class GradMultiply(torch.autograd.Function):
@@ -224,6 +226,8 @@ class ConvBlock(nn.Module):
             # One input channel (the waveform): a matmul over the (B, T, k) windows; oneDNN is slow at C_in = 1.
             windows = x[:, :, 0].unfold(-1, self.kernel, self.stride)  # (B, T_out, k)
             return F.linear(windows, self.conv.weight[:, 0, :], self.conv.bias)  # (B, T_out, C_out)
+        if x.device.type == "cpu" and not channels_last_pays(x):  # fp32: matmuls on views of the frames
+            return time_major_conv1d(x, self.conv.weight, self.conv.bias, self.stride)  # (B, T_out, C_out)
         if not channels_last_pays(x):
             y = F.conv1d(x.transpose(1, 2), self.conv.weight, self.conv.bias, stride=self.stride)  # (B, C, T)
             return y.transpose(1, 2)  # (B, T_out, C_out), (B, C, T) memory
@@ -238,7 +242,7 @@ class ConvBlock(nn.Module):
         -> (B, T_out, C_out); `statistics` replace the input's own in the waveform block's GroupNorm."""
         if self.norm_kind == "group" and x.shape[-1] == 1:  # the waveform block of BASE
             x = windowed_group_norm_conv(x[:, :, 0], lengths, self.conv.weight, self.stride, self.norm.weight,
-                                         self.norm.bias, self.eps, time_major=channels_last_pays(x),
+                                         self.norm.bias, self.eps, time_major=x.device.type == "cpu",
                                          statistics=statistics)
             return F.gelu(x)
         x = self.convolve(x)
@@ -253,8 +257,8 @@ class ConvBlock(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T) (in bf16 on the CPU a transposed
-    view of time-major (B, T, C) memory)."""
+    """Stack of `ConvBlock`s turning waveforms (B, L) into features (B, C, T) (on the CPU a transposed view of
+    time-major (B, T, C) memory)."""
 
     def __init__(self, cfg: Wav2Vec2Config) -> None:
         super().__init__()
@@ -287,8 +291,8 @@ class FeatureEncoder(nn.Module):
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
                 statistics: WaveformStatistics | None = None) -> torch.Tensor:
-        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T) (in bf16 on the
-        CPU a view of time-major memory: `features.transpose(1, 2)` is contiguous). `statistics`
+        """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T) (on the CPU a
+        view of time-major memory: `features.transpose(1, 2)` is contiguous). `statistics`
         (`waveform_statistics` of a longer recording) normalise the first block instead of each row's own.
 
         Raises ValueError when an input (or one utterance's valid part) yields no frame at all.
