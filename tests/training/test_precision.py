@@ -31,7 +31,9 @@ def test_auto_follows_the_measured_speedup(monkeypatch, has_bf16, speedup, expec
 
 def test_speedup_is_measured_once_and_positive():
     prec.cpu_bf16_speedup.cache_clear()
+    before = torch.get_rng_state()
     first = prec.cpu_bf16_speedup()
+    assert torch.equal(torch.get_rng_state(), before)  # the probe leaves the run's random stream alone
     assert first == prec.cpu_bf16_speedup()  # cached: one measurement per process
     assert (first > 0) == prec.cpu_has_native_bf16()
 
