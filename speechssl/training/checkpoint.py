@@ -12,7 +12,7 @@ import random
 import re
 import secrets
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +28,30 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, torn or not a speechssl checkpoint."""
 
 
+def _replace_atomically(path: Path, fill: Callable[[Path], None]) -> None:
+    """`fill` a temp file beside `path`, then rename it onto `path`: `path` always names a complete file (old
+    or new). On any failure the temp file is removed and the previous file stays untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        fill(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # do not litter the run directory
+        raise
+    _fsync_dir(path.parent)
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save `obj` to `path` so that `path` always holds a complete file (old or new)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Leave the previous checkpoint untouched and do not litter the run directory.
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+
+    _replace_atomically(Path(path), write)
 
 
 def atomic_alias(source: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -57,21 +62,14 @@ def atomic_alias(source: str | os.PathLike, path: str | os.PathLike) -> None:
     write replaces a name and never rewrites a file in place, so names sharing one file cannot change each
     other. Falls back to a copy where the file system has no hard links.
     """
-    source, path = Path(source), Path(path)
-    tmp_name = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
+
+    def link(tmp: Path) -> None:
         try:
-            os.link(source, tmp_name)
+            os.link(source, tmp)
         except OSError:
-            shutil.copyfile(source, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+            shutil.copyfile(source, tmp)
+
+    _replace_atomically(Path(path), link)
 
 
 def _fsync_dir(directory: Path) -> None:
