@@ -99,10 +99,17 @@ class PretrainConfig:
             raise ValueError(f"init={self.init!r} does not exist")
 
 
+# Validation metrics of CTC fine-tuning that can pick checkpoint_best (all lower-is-better).
+BEST_METRICS = ("wer", "cer", "ctc_loss")
+
+
 @dataclass(kw_only=True)
 class FinetuneConfig(PretrainConfig):
     freeze_finetune_updates: int = 0
     """Updates during which only the CTC head trains."""
+    best_metric: str = "wer"
+    """Validation metric that picks checkpoint_best, lower is better: `wer` (greedy, fairseq's choice), `cer` or
+    `ctc_loss`."""
 
     def validate(self) -> None:
         super().validate()
@@ -110,6 +117,8 @@ class FinetuneConfig(PretrainConfig):
             raise ValueError("data.labels must name the label extension (e.g. ltr) for fine-tuning")
         if self.freeze_finetune_updates < 0:
             raise ValueError(f"freeze_finetune_updates must be >= 0, got {self.freeze_finetune_updates}")
+        if self.best_metric not in BEST_METRICS:
+            raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], *, where: str = "model") -> Any:

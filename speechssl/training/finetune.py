@@ -178,7 +178,7 @@ class FinetuneTask:
         return {"ctc_loss": loss_sum / max(n, 1), "wer": wer, "cer": cer}
 
     def best_key(self) -> tuple[str, bool]:
-        return "wer", True
+        return self.cfg.best_metric, True
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"task": "ctc", "model_config": dataclasses.asdict(self.model_config),

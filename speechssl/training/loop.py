@@ -138,6 +138,8 @@ class TrainState:
     batches_done: int = 0
     """Batches of `epoch` already consumed (the sampler position to resume from)."""
     best: float | None = None
+    best_metric: str | None = None
+    """The validation metric `best` is a value of (a resumed run that picks by another one starts afresh)."""
     skipped_nonfinite: int = 0
     consecutive_nonfinite: int = 0
     audio_seconds: float = 0.0
@@ -344,6 +346,12 @@ class Trainer:
         log_sums: dict[str, float] = {}
         log_count, window_start, window_audio = 0, time.perf_counter(), 0.0
         best_key, lower_is_better = self.task.best_key()
+        if self.state.best_metric not in (None, best_key) and self.state.best is not None:
+            if self.dist.is_main:
+                print(f"checkpoint_best was picked by {self.state.best_metric}, now by {best_key}: the next "
+                      "validation starts the comparison afresh", flush=True)
+            self.state.best = None
+        self.state.best_metric = best_key
         kill_after = int(os.environ.get(KILL_AFTER_UPDATE_ENV, "0") or 0)
         try:
             for micro_batches in self._micro_batches():

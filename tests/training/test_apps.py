@@ -147,6 +147,28 @@ def test_ddp_matches_single_process(tone_corpus, tmp_path):
             assert float((g - h).norm()) <= 1e-4 * float(g.norm()) + 1e-6, (g - h).abs().max()
 
 
+@pytest.mark.parametrize("metric,best_update", [("wer", 20), ("cer", 25), ("ctc_loss", 10)])
+def test_best_checkpoint_follows_best_metric(tone_corpus, tmp_path, metric, best_update):
+    """checkpoint_best is the update with the lowest `best_metric`; WER, CER and loss disagree here on purpose
+    (at greedy WER near 100 % the CPU recipes pick by CER)."""
+    scripted = iter([{"ctc_loss": 9.0, "wer": 100.0, "cer": 80.0}, {"ctc_loss": 7.0, "wer": 99.0, "cer": 60.0},
+                     {"ctc_loss": 8.0, "wer": 100.0, "cer": 55.0}, {"ctc_loss": 8.5, "wer": 98.5, "cer": 58.0},
+                     {"ctc_loss": 9.5, "wer": 99.0, "cer": 50.0}, {"ctc_loss": 9.9, "wer": 100.0, "cer": 52.0}])
+    trainer = _trainer("finetune", [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=30",
+                                    "trainer.valid_interval=5", "trainer.save_interval=0",
+                                    f"best_metric={metric}", f"trainer.run_dir={tmp_path}"])
+    trainer.task.validate = lambda model: next(scripted)
+    trainer.fit()
+    best = load_checkpoint(tmp_path / "checkpoints/checkpoint_best.pt")["train_state"]
+    assert (best["num_updates"], best["best_metric"]) == (best_update, metric)
+
+
+def test_best_metric_must_be_known(tone_corpus):
+    cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "best_metric=accuracy"])
+    with pytest.raises(ValueError, match="best_metric.*'accuracy'"):
+        cfg.validate()
+
+
 def test_finetune_freezes_then_learns(tone_corpus, tmp_path):
     """From a pretrained checkpoint: the encoder is untouched for freeze_finetune_updates, the feature encoder
     for the whole run, and validation WER falls below 100 %."""
