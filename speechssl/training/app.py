@@ -72,8 +72,12 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
         print(f"speechssl {app}: {n_params / 1e6:.2f} M parameters, device {trainer.device}, "
               f"precision {precision}, world size {trainer.dist.world_size}, run dir {trainer.run_dir}",
               flush=True)
+    finished = False
     try:
         summary = trainer.fit()
+        if trainer.dist.is_main:
+            print(json.dumps(summary, indent=2))
+        finished = True
     except NonFiniteError as exc:
         print(f"speechssl {app}: {exc}", file=sys.stderr)
         return 3
@@ -85,7 +89,5 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
               "or set data.skip_bad_files=true", file=sys.stderr)
         return 2
     finally:
-        cleanup(trainer.dist)
-    if trainer.dist.is_main:
-        print(json.dumps(summary, indent=2))
+        cleanup(trainer.dist, synchronize=finished)
     return 0

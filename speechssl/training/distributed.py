@@ -70,6 +70,11 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def cleanup(info: DistInfo) -> None:
+def cleanup(info: DistInfo, *, synchronize: bool = False) -> None:
+    """Leave the process group. `synchronize` (after a run every rank finished) first waits for all ranks, so
+    that no rank tears its group down while another still works in it: rank 0 writes the summary after the
+    training loop's last barrier. Not after a failure, where the other ranks may never arrive."""
     if info.enabled and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()

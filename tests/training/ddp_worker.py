@@ -6,6 +6,7 @@ import torch
 
 from speechssl.cli.train import compose
 from speechssl.training.app import build_trainer
+from speechssl.training.distributed import cleanup
 
 corpus, run_dir, out = sys.argv[1:4]
 overrides = sys.argv[4:]
@@ -20,8 +21,7 @@ for step in range(3):
 if rank == 0:
     # The normalised gradient of the last update too: Adam's update hides a wrong gradient scale.
     torch.save({"model": trainer.model.state_dict(), "grads": [p.grad for p in trainer.params]}, out)
-# Tear down together, as `speechssl finetune` does (its training loop ends on a barrier): a rank that destroyed
-# its gloo group and exited while rank 0 was still saving aborted once in a full suite run ("terminate called
-# without an active exception", SIGABRT; not reproduced in 60 runs alone).
-torch.distributed.barrier()
-torch.distributed.destroy_process_group()
+# Tear down together, as `speechssl finetune` does: a rank that left its gloo group while rank 0 was still
+# saving aborted once in a full suite run ("terminate called without an active exception"; not reproduced in
+# 60 runs alone).
+cleanup(trainer.dist, synchronize=True)
