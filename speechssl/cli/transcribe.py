@@ -4,10 +4,15 @@
     speechssl transcribe CKPT a.wav b.ogg --chunk-seconds 20 --overlap 2 --format jsonl > words.jsonl
     speechssl transcribe CKPT talk.wav --decoder kenlm --lm lm/3gram.arpa --plot talk.png
 
-Audio: anything soundfile reads, at any rate (resampled to 16 kHz), channels averaged. Long files are cut
-into overlapping chunks whose emissions are merged frame-exactly before one decode. ``--format text`` prints
-``FILE<TAB>TRANSCRIPT`` lines; ``jsonl`` prints one JSON object per file with ``words`` (word, start, end in
-seconds).
+Audio: anything soundfile reads, at any rate (resampled to 16 kHz), channels averaged; headerless PCM with
+``--raw-rate`` (and ``--raw-subtype``, ``--raw-endian``, ``--raw-channels``), e.g. CMU AN4's ``.raw`` files:
+``--raw-rate 16000 --raw-endian BIG``. Long files are cut into overlapping chunks whose emissions are merged
+frame-exactly before one decode. ``--format text`` prints ``FILE<TAB>TRANSCRIPT`` lines; ``jsonl`` prints one
+JSON object per file with ``words`` (word, start, end in seconds).
+
+A file that cannot be decoded (or is shorter than 25 ms) is skipped with a line on stderr naming it, and the
+others are transcribed; the exit status is then 1. Paths that do not exist stop the command before the model
+loads (exit status 2).
 """
 
 from __future__ import annotations
@@ -38,6 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PNG of emissions and aligned characters (one file: this path; several: "
                              "PLOT stem + -<audio stem>.png)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    raw = parser.add_argument_group("headerless audio (every AUDIO file is then read as raw samples)")
+    raw.add_argument("--raw-rate", type=int, default=None, metavar="HZ",
+                     help="sampling rate of headerless PCM files (e.g. 16000 for AN4's .raw)")
+    raw.add_argument("--raw-subtype", default="PCM_16",
+                     help="soundfile subtype of one sample: PCM_16, PCM_24, PCM_32, FLOAT, ... (default %(default)s)")
+    raw.add_argument("--raw-endian", choices=("LITTLE", "BIG"), default="LITTLE",
+                     help="byte order (default %(default)s; AN4 is BIG)")
+    raw.add_argument("--raw-channels", type=int, default=1, help="interleaved channels (default %(default)s)")
     add_precision_argument(parser)
     add_decoder_arguments(parser)
 
@@ -49,7 +62,7 @@ def _plot_path(plot: Path, audio: Path, several: bool) -> Path:
 def _run(args: argparse.Namespace) -> int:
     from speechssl.cli.evaluate import decoder_config_from_args, default_device
     from speechssl.cli.lm import load_vocab
-    from speechssl.data.audio import load_audio
+    from speechssl.data.audio import AudioError, RawFormat, load_audio
     from speechssl.decoding.factory import build_decoder
     from speechssl.decoding.inference import load_ctc
     from speechssl.decoding.transcribe import ChunkConfig, transcribe
@@ -64,17 +77,38 @@ def _run(args: argparse.Namespace) -> int:
     chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap,
                            recording_statistics=args.chunk_statistics == "recording")
     chunking.validate()
+    raw_format = None
+    if args.raw_rate is not None:
+        raw_format = RawFormat(sample_rate=args.raw_rate, channels=args.raw_channels, subtype=args.raw_subtype,
+                               endian=args.raw_endian)
+        try:
+            raw_format.validate()
+        except ValueError as exc:
+            raise ValueError(f"--raw-*: {exc}") from exc
     decoder_config = decoder_config_from_args(args)
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
     loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer,
                       precision=args.precision)
     decoder = build_decoder(decoder_config, loaded.tokenizer)
 
+    skipped = 0
     with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
         for path in args.audio:
-            waveform = loaded.emitter.prepare(load_audio(path, chunking.sample_rate))
-            if len(waveform) < 400:
-                raise ValueError(f"AUDIO: {path} is shorter than 25 ms ({len(waveform)} samples at 16 kHz)")
+            try:
+                samples = load_audio(path, chunking.sample_rate, raw_format=raw_format)
+            except AudioError as exc:
+                hint = ""
+                if raw_format is None and "samplerate must be specified" in str(exc):
+                    hint = " (headerless PCM? give its format: --raw-rate HZ --raw-subtype --raw-endian)"
+                print(f"speechssl transcribe: skipped {exc}{hint}", file=sys.stderr)
+                skipped += 1
+                continue
+            if len(samples) < 400:
+                print(f"speechssl transcribe: skipped {path}: shorter than 25 ms ({len(samples)} samples at "
+                      "16 kHz)", file=sys.stderr)
+                skipped += 1
+                continue
+            waveform = loaded.emitter.prepare(samples)
             result = transcribe(waveform, loaded.emitter, decoder, chunking)
             if args.format == "text":
                 out.write(f"{path}\t{result.text}\n")
@@ -93,6 +127,10 @@ def _run(args: argparse.Namespace) -> int:
                 target = _plot_path(args.plot, path, len(args.audio) > 1)
                 plot_alignment(result.emissions, result.hypothesis, loaded.tokenizer, target, title=str(path))
                 print(f"wrote {target}", file=sys.stderr)
+    if skipped:
+        rest = "none transcribed" if skipped == len(args.audio) else "the others transcribed"
+        print(f"speechssl transcribe: {skipped} of {len(args.audio)} file(s) skipped, {rest}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -62,6 +62,9 @@ class RawFormat:
             raise ValueError(f"`channels` must be > 0, got {self.channels}")
         if self.endian not in ("BIG", "LITTLE", "FILE", "CPU"):
             raise ValueError(f"`endian` must be BIG, LITTLE, FILE or CPU, got {self.endian!r}")
+        subtypes = sorted(sf.available_subtypes("RAW"))
+        if self.subtype not in subtypes:
+            raise ValueError(f"`subtype` must be one of {', '.join(subtypes)}, got {self.subtype!r}")
 
     def soundfile_kwargs(self) -> dict:
         return {"format": "RAW", "samplerate": self.sample_rate, "channels": self.channels,

@@ -123,6 +123,30 @@ def test_transcribe_cli_jsonl_any_rate_and_plot(fake_checkpoint, data_dir, tmp_p
     assert "missing.wav" in capsys.readouterr().err
 
 
+def test_transcribe_cli_reads_headerless_pcm_and_skips_what_it_cannot_read(fake_checkpoint, data_dir, tmp_path,
+                                                                            capsys):
+    wav = data_dir / "audio" / "u2.wav"
+    data, _ = sf.read(wav, dtype="float32")
+    raw = tmp_path / "u2.raw"  # AN4's layout: 16-bit big-endian samples, no header
+    sf.write(raw, data, 16000, format="RAW", subtype="PCM_16", endian="BIG")
+    assert main(["transcribe", str(fake_checkpoint), str(raw), "--raw-rate", "16000", "--raw-endian", "BIG"]) == 0
+    assert capsys.readouterr().out == f"{raw}\tTHE HAT SAT ON A MAT\n"
+    # Without the format soundfile cannot open it: skipped with a hint, and a readable file after it still
+    # gets its transcript; the exit status says that something was skipped.
+    short = tmp_path / "short.wav"
+    sf.write(short, data[:300], 16000)
+    rc = main(["transcribe", str(fake_checkpoint), str(raw), str(short), str(wav)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert captured.out == f"{wav}\tTHE HAT SAT ON A MAT\n"
+    assert f"skipped {raw}" in captured.err and "--raw-rate" in captured.err
+    assert f"skipped {short}: shorter than 25 ms" in captured.err
+    assert "2 of 3 file(s) skipped" in captured.err
+    # A subtype soundfile does not know fails before the model loads, naming the flag
+    assert main(["transcribe", str(fake_checkpoint), str(raw), "--raw-rate", "16000", "--raw-subtype", "PCM16"]) == 2
+    assert "--raw-*" in capsys.readouterr().err
+
+
 def test_evaluate_cli_several_subsets_grid_on_the_first(fake_checkpoint, data_dir, tmp_path):
     for ext in ("tsv", "wrd"):  # a second subset: the first two utterances
         lines = (data_dir / f"test.{ext}").read_text().splitlines()
