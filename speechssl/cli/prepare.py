@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def _jobs(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +21,11 @@ def _jobs(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="corpus", metavar="CORPUS", required=True)
 
-    p = sub.add_parser("folder", help="a directory of wav/flac/ogg/mp3 files (recursive)")
+    p = sub.add_parser("folder", help="a directory of audio files (recursive: wav, flac, ogg, opus, mp3, aiff)")
     p.add_argument("audio_dir", help="directory scanned recursively")
+    p.add_argument("--extensions", default=None,
+                   help="comma-separated file extensions to read (default: wav,flac,ogg,opus,mp3,aiff,aif; "
+                        "anything libsndfile decodes)")
     p.add_argument("out_dir", help="where train.tsv/valid.tsv (+ labels) go")
     p.add_argument("--transcripts", default=None, help="TSV of 'relative/path<TAB>text' lines")
     p.add_argument("--valid-percent", type=float, default=0.01, help="share held out as valid (default 0.01)")
@@ -66,12 +70,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        # what the preparers check (paths, tables, settings) is the user's input: one line, no traceback
+        print(f"speechssl prepare {args.corpus}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.corpus == "folder":
         from speechssl.data.prepare.folder import prepare_folder
+        from speechssl.data.prepare.writer import AUDIO_EXTENSIONS, parse_extensions
 
+        extensions = parse_extensions(args.extensions) if args.extensions is not None else AUDIO_EXTENSIONS
         prepare_folder(args.audio_dir, args.out_dir, transcripts=args.transcripts,
-                       valid_percent=args.valid_percent, seed=args.seed, jobs=args.jobs, progress=progress)
+                       valid_percent=args.valid_percent, seed=args.seed, jobs=args.jobs, progress=progress,
+                       extensions=extensions)
     elif args.corpus == "librispeech":
         from speechssl.data.prepare.librispeech import prepare_librispeech
 

@@ -1,7 +1,9 @@
 import json
 
 import numpy as np
+import soundfile as sf
 
+from speechssl.cli.main import main
 from speechssl.data.manifest import read_letter_dict, read_manifest, read_split
 from speechssl.data.prepare.folder import prepare_folder
 
@@ -48,6 +50,8 @@ def test_folder_manifests_labels_and_report(tmp_path, sine, write_audio):
     assert counts["|"] == 7 and counts["O"] == 5 and counts["'"] == 1
     saved = json.loads((tmp_path / "out/report.json").read_text())
     assert saved["num_skipped"] == 6 and saved["kept"] == 4
+    assert report.not_scanned == {".txt": 1} and saved["not_scanned"] == {".txt": 1}
+    assert "not read (extension): .txt x1" in report.format()
     assert abs(saved["total_hours"] - 40000 / 16000 / 3600) < 1e-9
 
 
@@ -59,3 +63,25 @@ def test_folder_without_transcripts_is_unlabeled(tmp_path, speech_tree):
     again = prepare_folder(root, tmp_path / "out2", valid_percent=0.1, seed=42, progress=False, echo=False)
     assert again.splits == report.splits
     assert (tmp_path / "out/valid.tsv").read_text() == (tmp_path / "out2/valid.tsv").read_text()
+
+
+def test_folder_reads_opus_and_aiff_and_extensions_choose(tmp_path, sine, write_audio, capsys):
+    audio = tmp_path / "audio"
+    write_audio(audio / "a.wav", sine(200, 0.5, 16000), 16000, "PCM_16")
+    sf.write(audio / "b.opus", sine(200, 0.5, 48000), 48000, format="OGG", subtype="OPUS")
+    sf.write(audio / "c.aiff", sine(200, 0.25, 16000), 16000, format="AIFF", subtype="PCM_16")
+    (audio / "d.m4a").write_bytes(b"not decodable by libsndfile")
+    out = tmp_path / "out"
+    assert main(["prepare", "folder", str(audio), str(out), "--valid-percent", "0", "--quiet", "--jobs", "1"]) == 0
+    assert {e.path: e.num_samples for e in read_manifest(out / "train.tsv").entries} == {
+        "a.wav": 8000, "b.opus": 8000, "c.aiff": 4000}
+    assert "not read (extension): .m4a x1" in capsys.readouterr().out
+    assert main(["prepare", "folder", str(audio), str(tmp_path / "only"), "--valid-percent", "0", "--quiet",
+                 "--jobs", "1", "--extensions", "WAV, .aiff"]) == 0
+    assert [e.path for e in read_manifest(tmp_path / "only/train.tsv").entries] == ["a.wav", "c.aiff"]
+    capsys.readouterr()
+    # the user's mistakes are one line naming what is wrong, exit status 2
+    assert main(["prepare", "folder", str(audio), str(tmp_path / "x"), "--extensions", ","]) == 2
+    assert main(["prepare", "folder", str(tmp_path / "missing"), str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--extensions" in err[0] and "missing" in err[1] and "Traceback" not in "".join(err)

@@ -6,6 +6,7 @@ reads every header, counts lengths at 16 kHz whatever the file's rate, and names
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from speechssl.data.prepare.writer import (
@@ -61,10 +62,12 @@ def prepare_folder(
     texts = read_transcripts(transcripts) if transcripts is not None else None
     root = audio_dir.resolve()
     sources = []
-    for path in scan_audio(audio_dir, extensions):
+    others: Counter = Counter()
+    for path in scan_audio(audio_dir, extensions, others=others):
         rel = relative_path(path, root)
         sources.append(SourceFile(path=path, relpath=rel, text=None if texts is None else texts.get(rel)))
     writer = CorpusWriter(out_dir, root, labeled=texts is not None, jobs=jobs, progress=progress)
+    writer.report.not_scanned = dict(others)
     if texts is not None:
         writer.report.unmatched_transcripts = sorted(set(texts) - {s.relpath for s in sources})
     kept = writer.probe(sources)

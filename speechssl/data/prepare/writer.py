@@ -37,7 +37,8 @@ from speechssl.data.manifest import (
     write_manifest,
 )
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+# What libsndfile decodes (Opus in its Ogg container; AIFF); not MP4/M4A/AAC, which it cannot read.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 # The feature encoder's receptive field: shorter audio gives no frame at all.
 MIN_SAMPLES = 400
 SKIP_REASONS = ("unreadable", "empty", "too_short", "no_transcript")
@@ -119,6 +120,8 @@ class PrepareReport:
     """Transcript lines naming an audio file that is not there (the line is ignored)."""
     dropped_characters: dict[str, int] = field(default_factory=dict)
     """Characters normalisation removed from the kept transcripts (punctuation, symbols), with counts."""
+    not_scanned: dict[str, int] = field(default_factory=dict)
+    """Files under the audio directory not read because of their extension, counted by extension."""
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
@@ -148,6 +151,11 @@ class PrepareReport:
         if len(self.unmatched_transcripts) > max_listed:
             lines.append(f"  ... {len(self.unmatched_transcripts) - max_listed} more transcript lines without "
                          "audio listed in report.json")
+        if self.not_scanned:
+            listed = sorted(self.not_scanned.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append("  not read (extension): " + ", ".join(f"{ext or '(none)'} x{n}" for ext, n in listed[:10])
+                         + (" ..." if len(listed) > 10 else "")
+                         + "; --extensions chooses what is read")
         if self.dropped_characters:
             listed = sorted(self.dropped_characters.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
             lines.append("  characters dropped from transcripts (not letters, digits or apostrophes): "
@@ -225,15 +233,28 @@ def _probe_many(paths: Sequence[str], min_samples: int) -> list[ProbeResult]:
     return [probe_file(p, min_samples=min_samples) for p in paths]
 
 
-def scan_audio(directory: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """Audio files under ``directory`` (recursive, following no symlinked dirs), sorted by path."""
+def scan_audio(directory: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIONS, *,
+               others: Counter | None = None) -> list[Path]:
+    """Audio files under ``directory`` (recursive, following no symlinked dirs), sorted by path. ``others``, when
+    given, counts the files left out by extension (lower case, ``""`` for none)."""
     exts = {e.lower() for e in extensions}
     found: list[Path] = []
     for dirpath, _, filenames in os.walk(directory):
         for name in filenames:
-            if os.path.splitext(name)[1].lower() in exts:
+            ext = os.path.splitext(name)[1].lower()
+            if ext in exts:
                 found.append(Path(dirpath) / name)
+            elif others is not None:
+                others[ext] += 1
     return sorted(found)
+
+
+def parse_extensions(text: str) -> tuple[str, ...]:
+    """``"wav,.FLAC"`` -> ``(".wav", ".flac")``. Raises ValueError on an empty list."""
+    exts = tuple(dict.fromkeys("." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip(" .")))
+    if not exts:
+        raise ValueError(f"--extensions: expected a comma-separated list such as wav,flac, got {text!r}")
+    return exts
 
 
 def relative_path(path: Path, root: Path) -> str:
