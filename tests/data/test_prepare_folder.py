@@ -85,3 +85,36 @@ def test_folder_reads_opus_and_aiff_and_extensions_choose(tmp_path, sine, write_
     assert main(["prepare", "folder", str(tmp_path / "missing"), str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "--extensions" in err[0] and "missing" in err[1] and "Traceback" not in "".join(err)
+
+
+def test_folder_of_headerless_mulaw_is_decoded_to_flac_once(tmp_path, sine, capsys):
+    # A call centre's export: raw 8 kHz mu-law, no header, transcripts by path.
+    audio = tmp_path / "calls"
+    (audio / "day1").mkdir(parents=True)
+    waves = {"day1/a.raw": sine(300, 1.0, 8000), "day1/b.raw": sine(500, 0.5, 8000), "c.raw": sine(400, 0.02, 8000)}
+    for rel, wave in waves.items():
+        sf.write(audio / rel, wave, 8000, format="RAW", subtype="ULAW")
+    (audio / "d.raw").write_bytes(b"")  # zero samples
+    (audio / "notes.txt").write_text("not audio")
+    transcripts = tmp_path / "t.tsv"
+    transcripts.write_text("day1/a.raw\thello\nday1/b.raw\tgood bye\nc.raw\thi\n")
+    out = tmp_path / "out"
+    assert main(["prepare", "folder", str(audio), str(out), "--transcripts", str(transcripts), "--valid-percent", "0",
+                 "--raw-rate", "8000", "--raw-subtype", "ULAW", "--quiet", "--jobs", "1"]) == 0
+    split = read_split(out, "train")
+    assert split.manifest.root == (out / "audio").resolve()
+    assert [(e.path, e.num_samples) for e in split.manifest.entries] == [("day1/a.raw.flac", 16000),
+                                                                          ("day1/b.raw.flac", 8000)]
+    assert split.words == ["HELLO", "GOOD BYE"]
+    # the FLAC holds the decoded mu-law samples exactly, at the source's rate
+    for rel in ("day1/a.raw", "day1/b.raw"):
+        flac, rate = sf.read(out / "audio" / f"{rel}.flac", dtype="float32")
+        raw, _ = sf.read(audio / rel, samplerate=8000, channels=1, format="RAW", subtype="ULAW", dtype="float32")
+        assert rate == 8000 and np.array_equal(flac, raw)
+    report = json.loads((out / "report.json").read_text())
+    assert report["skipped_by_reason"] == {"unreadable": 0, "empty": 1, "too_short": 1, "no_transcript": 0}
+    assert report["not_scanned"] == {".txt": 1}
+    capsys.readouterr()
+    assert main(["prepare", "folder", str(audio), str(tmp_path / "bad"), "--raw-rate", "8000", "--raw-subtype",
+                 "MULAW"]) == 2
+    assert "--raw-*" in capsys.readouterr().err and not (tmp_path / "bad").exists()

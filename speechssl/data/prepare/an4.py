@@ -11,13 +11,10 @@ utterances), ``test`` (its own 10 speakers) and ``train_10min`` (a seeded 10-min
 from __future__ import annotations
 
 import re
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import soundfile as sf
-from tqdm import tqdm
-
-from speechssl.data.audio import AN4_RAW, AudioError, load_audio
+from speechssl.data.audio import AN4_RAW
+from speechssl.data.prepare.transcode import raw_to_flac
 from speechssl.data.prepare.writer import (
     CorpusWriter,
     PrepareReport,
@@ -48,19 +45,6 @@ def parse_transcription(path: str | Path) -> dict[str, str]:
 def parse_fileids(path: str | Path) -> list[str]:
     """``an4_clstk/fash/an251-fash-b`` lines (paths under ``wav/`` without ``.raw``)."""
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _convert(job: tuple[str, str]) -> tuple[int, str | None]:
-    """Raw -> FLAC; returns (samples, error message or None)."""
-    src, dst = job
-    try:
-        audio = load_audio(src, 16000, raw_format=AN4_RAW)
-    except AudioError as exc:
-        return 0, str(exc)
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    if audio.shape[0]:
-        sf.write(dst, audio, 16000, subtype="PCM_16", format="FLAC")
-    return int(audio.shape[0]), None
 
 
 def prepare_an4(
@@ -94,19 +78,14 @@ def prepare_an4(
             rel = f"{name}/{speaker}/{uid}.flac" if speaker else f"{name}/{uid}.flac"
             jobs_list.append((str(root / "wav" / f"{fid}.raw"), str(audio_root / rel)))
             sources.append(SourceFile(path=audio_root / rel, relpath=rel, text=texts.get(uid), speaker=speaker))
-        if jobs > 1:
-            with ProcessPoolExecutor(jobs) as pool:
-                results = list(tqdm(pool.map(_convert, jobs_list, chunksize=32), total=len(jobs_list),
-                                    desc=f"an4 {name}", disable=not progress, unit="file"))
-        else:
-            results = [_convert(j) for j in tqdm(jobs_list, desc=f"an4 {name}", disable=not progress, unit="file")]
+        results = raw_to_flac(jobs_list, AN4_RAW, jobs=jobs, progress=progress, desc=f"an4 {name}")
         good_sources, good_samples = [], []
-        for (src_raw, _), src, (samples, error) in zip(jobs_list, sources, results):
-            if error is not None:
-                writer.skip(src_raw, "unreadable", error)
+        for (src_raw, _), src, result in zip(jobs_list, sources, results):
+            if result.error is not None:
+                writer.skip(src_raw, "unreadable", result.error)
             else:
                 good_sources.append(src)
-                good_samples.append(samples)
+                good_samples.append(result.num_samples)
         kept_by_set[name] = writer.probe(good_sources, known_samples=good_samples)
     train, valid = split_by_percent(kept_by_set["train"], valid_percent, seed)
     writer.write_split("train", train)
