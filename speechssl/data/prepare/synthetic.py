@@ -257,10 +257,17 @@ def _generate(config: SyntheticConfig, audio_dir: Path, jobs: int, progress: boo
     bar = tqdm(total=round(config.hours * 3600), unit="s", desc="synthesising", disable=not progress)
     window = 2 * jobs
     # One block per worker process (maxtasksperchild=1): each block starts from a clean espeak-ng, which makes
-    # every utterance's samples independent of the scheduling (module docstring). The parent never loads
-    # espeak-ng, so a forked worker starts clean and cheaply.
+    # every utterance's samples independent of the scheduling (module docstring). Workers fork from a
+    # forkserver that has imported this module and never loads espeak-ng: a fresh worker is cheap and clean,
+    # and no worker is forked from the caller itself, whose other threads (torch's, tqdm's monitor) can hold a
+    # lock at the moment of a fork. Forked from a test process that had run torch, the pool once took 14
+    # minutes to shut down after a worker's error.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with context.Pool(jobs, maxtasksperchild=1) as pool:
         pending: deque = deque()
         next_first = 0
