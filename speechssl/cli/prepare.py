@@ -19,6 +19,8 @@ def _jobs(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from speechssl.cli.raw_audio import add_raw_format_arguments
+
     sub = parser.add_subparsers(dest="corpus", metavar="CORPUS", required=True)
 
     p = sub.add_parser("folder", help="a directory of audio files (recursive: wav, flac, ogg, opus, mp3, aiff)")
@@ -26,15 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--extensions", default=None,
                    help="comma-separated file extensions to read (default: wav,flac,ogg,opus,mp3,aiff,aif; "
                         "anything libsndfile decodes; with --raw-rate: raw,pcm)")
-    raw = p.add_argument_group("headerless PCM (every scanned file is decoded once to FLAC under OUT_DIR/audio)")
-    raw.add_argument("--raw-rate", type=int, default=None, metavar="HZ",
-                     help="sampling rate of headerless files (e.g. 8000 for telephone audio)")
-    raw.add_argument("--raw-subtype", default="PCM_16",
-                     help="soundfile subtype of one sample: PCM_16, PCM_24, ULAW, ALAW, FLOAT, ... "
-                          "(default %(default)s)")
-    raw.add_argument("--raw-endian", choices=("LITTLE", "BIG"), default="LITTLE",
-                     help="byte order (default %(default)s)")
-    raw.add_argument("--raw-channels", type=int, default=1, help="interleaved channels (default %(default)s)")
+    add_raw_format_arguments(p, "headerless PCM (every scanned file is decoded once to FLAC under OUT_DIR/audio)")
     p.add_argument("out_dir", help="where train.tsv/valid.tsv (+ labels) go")
     p.add_argument("--transcripts", default=None, help="TSV of 'relative/path<TAB>text' lines")
     p.add_argument("--valid-percent", type=float, default=0.01, help="share held out as valid (default 0.01)")
@@ -90,18 +84,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.corpus == "folder":
-        from speechssl.data.audio import RawFormat
+        from speechssl.cli.raw_audio import raw_format_from_args
         from speechssl.data.prepare.folder import prepare_folder
         from speechssl.data.prepare.writer import parse_extensions
 
-        raw_format = None
-        if args.raw_rate is not None:
-            raw_format = RawFormat(sample_rate=args.raw_rate, channels=args.raw_channels, subtype=args.raw_subtype,
-                                   endian=args.raw_endian)
-            try:
-                raw_format.validate()
-            except ValueError as exc:
-                raise ValueError(f"--raw-*: {exc}") from exc
+        raw_format = raw_format_from_args(args)
         extensions = parse_extensions(args.extensions) if args.extensions is not None else None
         prepare_folder(args.audio_dir, args.out_dir, transcripts=args.transcripts,
                        valid_percent=args.valid_percent, seed=args.seed, jobs=args.jobs, progress=progress,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from speechssl.cli.evaluate import add_decoder_arguments, add_precision_argument
+    from speechssl.cli.raw_audio import add_raw_format_arguments
 
     parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
     parser.add_argument("audio", type=Path, nargs="+", help="audio files")
@@ -43,14 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PNG of emissions and aligned characters (one file: this path; several: "
                              "PLOT stem + -<audio stem>.png)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    raw = parser.add_argument_group("headerless audio (every AUDIO file is then read as raw samples)")
-    raw.add_argument("--raw-rate", type=int, default=None, metavar="HZ",
-                     help="sampling rate of headerless PCM files (e.g. 16000 for AN4's .raw)")
-    raw.add_argument("--raw-subtype", default="PCM_16",
-                     help="soundfile subtype of one sample: PCM_16, PCM_24, PCM_32, FLOAT, ... (default %(default)s)")
-    raw.add_argument("--raw-endian", choices=("LITTLE", "BIG"), default="LITTLE",
-                     help="byte order (default %(default)s; AN4 is BIG)")
-    raw.add_argument("--raw-channels", type=int, default=1, help="interleaved channels (default %(default)s)")
+    add_raw_format_arguments(parser, "headerless audio (every AUDIO file is then read as raw samples)")
     add_precision_argument(parser)
     add_decoder_arguments(parser)
 
@@ -62,7 +56,8 @@ def _plot_path(plot: Path, audio: Path, several: bool) -> Path:
 def _run(args: argparse.Namespace) -> int:
     from speechssl.cli.evaluate import decoder_config_from_args, default_device
     from speechssl.cli.lm import load_vocab
-    from speechssl.data.audio import AudioError, RawFormat, load_audio
+    from speechssl.cli.raw_audio import raw_format_from_args
+    from speechssl.data.audio import AudioError, load_audio
     from speechssl.decoding.factory import build_decoder
     from speechssl.decoding.inference import load_ctc
     from speechssl.decoding.transcribe import ChunkConfig, transcribe
@@ -77,14 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap,
                            recording_statistics=args.chunk_statistics == "recording")
     chunking.validate()
-    raw_format = None
-    if args.raw_rate is not None:
-        raw_format = RawFormat(sample_rate=args.raw_rate, channels=args.raw_channels, subtype=args.raw_subtype,
-                               endian=args.raw_endian)
-        try:
-            raw_format.validate()
-        except ValueError as exc:
-            raise ValueError(f"--raw-*: {exc}") from exc
+    raw_format = raw_format_from_args(args)
     decoder_config = decoder_config_from_args(args)
     tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
     loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer,
