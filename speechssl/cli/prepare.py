@@ -12,6 +12,14 @@ import os
 import sys
 
 
+def parse_extensions(text: str) -> tuple[str, ...]:
+    """``--extensions "wav,.FLAC"`` -> ``(".wav", ".flac")``. Raises ValueError on an empty list."""
+    exts = tuple(dict.fromkeys("." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip(" .")))
+    if not exts:
+        raise ValueError(f"--extensions: expected a comma-separated list such as wav,flac, got {text!r}")
+    return exts
+
+
 def _jobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
                         help="worker processes (default: min(4, CPUs))")
@@ -86,7 +94,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.corpus == "folder":
         from speechssl.cli.raw_audio import raw_format_from_args
         from speechssl.data.prepare.folder import prepare_folder
-        from speechssl.data.prepare.writer import parse_extensions
 
         raw_format = raw_format_from_args(args)
         extensions = parse_extensions(args.extensions) if args.extensions is not None else None

@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     from speechssl.cli.evaluate import decoder_config_from_args, default_device
     from speechssl.cli.lm import load_vocab
     from speechssl.cli.raw_audio import raw_format_from_args
-    from speechssl.data.audio import AudioError, load_audio
+    from speechssl.data.audio import RAW_EXTENSIONS, AudioError, load_audio
     from speechssl.decoding.factory import build_decoder
     from speechssl.decoding.inference import load_ctc
     from speechssl.decoding.transcribe import ChunkConfig, transcribe
@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
                 samples = load_audio(path, chunking.sample_rate, raw_format=raw_format)
             except AudioError as exc:
                 hint = ""
-                if raw_format is None and "samplerate must be specified" in str(exc):
+                if raw_format is None and path.suffix.lower() in RAW_EXTENSIONS:
                     hint = " (headerless PCM? give its format: --raw-rate HZ --raw-subtype --raw-endian)"
                 print(f"speechssl transcribe: skipped {exc}{hint}", file=sys.stderr)
                 skipped += 1

@@ -71,6 +71,9 @@ class RawFormat:
                     "subtype": self.subtype, "endian": self.endian}
 
 
+# What headerless PCM files are usually called.
+RAW_EXTENSIONS = (".raw", ".pcm")
+
 # The AN4 census corpus as distributed by CMU (an4_raw.bigendian).
 AN4_RAW = RawFormat(sample_rate=16000, channels=1, subtype="PCM_16", endian="BIG")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from speechssl.data.audio import RawFormat
+from speechssl.data.audio import RAW_EXTENSIONS, RawFormat
 from speechssl.data.prepare.transcode import raw_to_flac
 from speechssl.data.prepare.writer import (
     AUDIO_EXTENSIONS,
@@ -22,9 +22,6 @@ from speechssl.data.prepare.writer import (
     scan_audio,
     split_by_percent,
 )
-
-# What headerless PCM files are usually called.
-RAW_EXTENSIONS = (".raw", ".pcm")
 
 
 def read_transcripts(path: str | Path) -> dict[str, str]:

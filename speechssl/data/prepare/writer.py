@@ -249,13 +249,6 @@ def scan_audio(directory: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIO
     return sorted(found)
 
 
-def parse_extensions(text: str) -> tuple[str, ...]:
-    """``"wav,.FLAC"`` -> ``(".wav", ".flac")``. Raises ValueError on an empty list."""
-    exts = tuple(dict.fromkeys("." + e.strip().lower().lstrip(".") for e in text.split(",") if e.strip(" .")))
-    if not exts:
-        raise ValueError(f"--extensions: expected a comma-separated list such as wav,flac, got {text!r}")
-    return exts
-
 
 def relative_path(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
