@@ -89,6 +89,11 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     init: str | None = None
     """Continue pretraining from this checkpoint (speechssl, Hugging Face dir or fairseq), quantizer included."""
+    temp_anneal_fraction: float | None = None
+    """Pretraining: the Gumbel temperature falls from `model.max_temp` to `model.min_temp` over this fraction of
+    `trainer.max_updates` (sets `model.temp_decay` at start-up, so the checkpoint stores the value used). The
+    paper's per-update decay (0.999995) takes 277k updates to reach 0.5; a run of a few thousand updates would
+    end near 2.0, with a codebook that never sharpens. null: `model.temp_decay` as given."""
 
     def validate(self) -> None:
         self.data.validate()
@@ -97,6 +102,8 @@ class PretrainConfig:
         self.trainer.validate()
         if self.init is not None and not Path(self.init).exists():
             raise ValueError(f"init={self.init!r} does not exist")
+        if self.temp_anneal_fraction is not None and not 0.0 < self.temp_anneal_fraction <= 1.0:
+            raise ValueError(f"temp_anneal_fraction must be in (0, 1] or null, got {self.temp_anneal_fraction}")
 
 
 # Validation metrics of CTC fine-tuning that can pick checkpoint_best (all lower-is-better).
@@ -115,10 +122,19 @@ class FinetuneConfig(PretrainConfig):
         super().validate()
         if not self.data.labels:
             raise ValueError("data.labels must name the label extension (e.g. ltr) for fine-tuning")
+        if self.temp_anneal_fraction is not None:
+            raise ValueError("temp_anneal_fraction applies to pretraining (the quantizer); fine-tuning has none")
         if self.freeze_finetune_updates < 0:
             raise ValueError(f"freeze_finetune_updates must be >= 0, got {self.freeze_finetune_updates}")
         if self.best_metric not in BEST_METRICS:
             raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
+
+
+def temp_decay_for(max_temp: float, min_temp: float, updates: int) -> float:
+    """The per-update Gumbel temperature factor that takes `max_temp` to `min_temp` in `updates` updates."""
+    if updates < 1 or min_temp >= max_temp:
+        return 1.0
+    return (min_temp / max_temp) ** (1.0 / updates)
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], *, where: str = "model") -> Any:

@@ -36,7 +36,7 @@ from speechssl.training.checkpoint import (
 from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_from_main
 from speechssl.training.health import HealthConfig, HealthMonitor
 from speechssl.training.logging import RunLogger
-from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer
+from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer, resolve_warmup
 from speechssl.training.precision import autocast, make_grad_scaler, resolve_precision
 
 SAMPLE_RATE = 16_000
@@ -74,6 +74,10 @@ class TrainerConfig:
     """How many numbered checkpoints to keep (-1: all)."""
     max_consecutive_nonfinite: int = 10
     """Stop the run after this many non-finite updates in a row."""
+    patience: int = 0
+    """Stop early after this many validations in a row without a new best (the task's best metric: valid loss
+    in pretraining, `best_metric` in fine-tuning); 0 trains to max_updates. With it, max_updates is a ceiling
+    and the learning-rate schedule keeps its shape over max_updates."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
     progress: bool = True
@@ -93,6 +97,10 @@ class TrainerConfig:
         for key, value in positive.items():
             if value < 1:
                 raise ValueError(f"trainer.{key} must be >= 1, got {value}")
+        if self.patience < 0:
+            raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
+        if self.patience and not self.valid_interval:
+            raise ValueError("trainer.patience counts validations: it needs trainer.valid_interval > 0")
         for key in ("valid_interval", "save_interval"):
             if getattr(self, key) < 0:
                 raise ValueError(f"trainer.{key} must be >= 0, got {getattr(self, key)}")
@@ -140,6 +148,10 @@ class TrainState:
     best: float | None = None
     best_metric: str | None = None
     """The validation metric `best` is a value of (a resumed run that picks by another one starts afresh)."""
+    validations_since_best: int = 0
+    """Validations in a row without a new best (`TrainerConfig.patience`)."""
+    stopped_early: bool = False
+    """The run ended before max_updates because its best metric stopped improving."""
     skipped_nonfinite: int = 0
     consecutive_nonfinite: int = 0
     audio_seconds: float = 0.0
@@ -176,6 +188,10 @@ class Trainer:
             )
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, optim)
+        if schedule.warmup_fraction is not None and dist.is_main and schedule.kind != "tri_stage":
+            print(f"learning-rate warm-up: {round(schedule.warmup_fraction * trainer.max_updates)} updates "
+                  f"(schedule.warmup_fraction {schedule.warmup_fraction:g} of {trainer.max_updates})", flush=True)
+        schedule = resolve_warmup(schedule, trainer.max_updates)
         self.schedule = LRSchedule(self.optimizer, lr=optim.lr, total_updates=trainer.max_updates, cfg=schedule)
         self.scaler = make_grad_scaler(self.precision, device)
         self.state = TrainState()
@@ -336,9 +352,12 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         self.maybe_resume()
-        if self.state.num_updates >= cfg.max_updates:
+        if self.state.num_updates >= cfg.max_updates or self.state.stopped_early:
             if self.dist.is_main:
-                print(f"run already at update {self.state.num_updates} >= max_updates {cfg.max_updates}")
+                why = (f"stopped early at update {self.state.num_updates} (no new best in {cfg.patience} "
+                       "validations)" if self.state.stopped_early else
+                       f"already at update {self.state.num_updates} >= max_updates {cfg.max_updates}")
+                print(f"run {why}: nothing to do")
             return self.summary()
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, tensorboard=cfg.tensorboard,
                                 progress=cfg.progress, total_updates=cfg.max_updates,
@@ -388,6 +407,18 @@ class Trainer:
                             f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
                         if best_key in metrics and _is_better(metrics[best_key], self.state.best, lower_is_better):
                             self.state.best, best = metrics[best_key], True
+                            self.state.validations_since_best = 0
+                        elif best_key in metrics:
+                            self.state.validations_since_best += 1
+                    # Every rank stops together: only rank 0 validates, so its count decides.
+                    stop = cfg.patience > 0 and self.state.validations_since_best >= cfg.patience
+                    if self.dist.enabled:
+                        stop = bool(broadcast_from_main(stop, self.dist))
+                    if stop and not is_last:
+                        self.state.stopped_early = is_last = True
+                        self.logger.message(
+                            f"[early stop] update {n}: no better valid {best_key} than {self.state.best:.4g} in "
+                            f"{cfg.patience} validations (trainer.patience); checkpoint_best holds it")
                 if (cfg.save_interval and n % cfg.save_interval == 0) or is_last or best:
                     self.save(best=best)
                 if is_last:
@@ -408,6 +439,7 @@ class Trainer:
         out = {
             "updates": s.num_updates,
             "best": s.best,
+            "stopped_early": s.stopped_early,
             "skipped_nonfinite": s.skipped_nonfinite,
             "audio_hours": s.audio_seconds / 3600,
             "train_hours": s.train_seconds / 3600,

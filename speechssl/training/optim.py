@@ -7,6 +7,7 @@ Pretraining (fairseq `polynomial_decay`): linear warmup from 0 to `lr` over `war
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -49,6 +50,9 @@ class ScheduleConfig:
     """`polynomial` (warmup + polynomial decay), `tri_stage`, or `constant` (after warmup)."""
     warmup_updates: int = 32_000
     """Warmup length for `polynomial`/`constant` (ignored by `tri_stage`, which uses `phase_ratio`)."""
+    warmup_fraction: float | None = None
+    """Warmup as a fraction of `trainer.max_updates`, for runs whose length varies (the CPU recipes); when set it
+    replaces `warmup_updates` at start-up (`resolve_warmup`). null: `warmup_updates` as given (the paper's)."""
     end_lr: float = 0.0
     """Learning rate reached at the last update (`polynomial`)."""
     power: float = 1.0
@@ -65,8 +69,17 @@ class ScheduleConfig:
             raise ValueError(f"schedule.kind must be polynomial, tri_stage or constant, got {self.kind!r}")
         if self.warmup_updates < 0:
             raise ValueError(f"schedule.warmup_updates must be >= 0, got {self.warmup_updates}")
+        if self.warmup_fraction is not None and not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"schedule.warmup_fraction must be in [0, 1) or null, got {self.warmup_fraction}")
         if len(self.phase_ratio) != 3 or abs(sum(self.phase_ratio) - 1.0) > 1e-6:
             raise ValueError(f"schedule.phase_ratio must be three fractions summing to 1, got {self.phase_ratio}")
+
+
+def resolve_warmup(cfg: ScheduleConfig, max_updates: int) -> ScheduleConfig:
+    """`cfg` with `warmup_fraction` turned into `warmup_updates` for a run of `max_updates` (unchanged without)."""
+    if cfg.warmup_fraction is None:
+        return cfg
+    return dataclasses.replace(cfg, warmup_updates=round(cfg.warmup_fraction * max_updates), warmup_fraction=None)
 
 
 def lr_at(update: int, *, lr: float, total_updates: int, cfg: ScheduleConfig) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from speechssl.training.config import PretrainConfig, apply_overrides
+from speechssl.training.config import PretrainConfig, apply_overrides, temp_decay_for
 from speechssl.training.data_setup import build_loader
 from speechssl.training.distributed import DistInfo
 from speechssl.training.loop import StepOutput
@@ -29,6 +29,18 @@ def mask_seed(seed: int, num_updates: int, utterance_id: int) -> int:
     return zlib.crc32(f"{seed}:{num_updates}:{utterance_id}".encode()) & 0x7FFFFFFF
 
 
+def _anneal_temperature(model_cfg: Any, cfg: PretrainConfig) -> Any:
+    """`model_cfg` with the temp_decay that `cfg.temp_anneal_fraction` asks for (unchanged when null)."""
+    if cfg.temp_anneal_fraction is None:
+        return model_cfg
+    updates = max(1, round(cfg.temp_anneal_fraction * cfg.trainer.max_updates))
+    decay = temp_decay_for(model_cfg.max_temp, model_cfg.min_temp, updates)
+    print(f"Gumbel temperature {model_cfg.max_temp:g} -> {model_cfg.min_temp:g} over {updates} updates "
+          f"(temp_anneal_fraction {cfg.temp_anneal_fraction:g} of {cfg.trainer.max_updates}): "
+          f"model.temp_decay={decay:.8g}", flush=True)
+    return model_cfg.replace(temp_decay=decay)
+
+
 def build_pretraining_model(cfg: PretrainConfig) -> nn.Module:
     from speechssl.models import Wav2Vec2ForPreTraining, get_preset
 
@@ -39,11 +51,11 @@ def build_pretraining_model(cfg: PretrainConfig) -> nn.Module:
         if loaded.task != "pretrain":
             raise ValueError(f"init={cfg.init!r} is a {loaded.task} checkpoint; continued pretraining needs a "
                              "pretraining checkpoint (quantizer included)")
-        model_cfg = apply_overrides(loaded.config, cfg.model.overrides)
+        model_cfg = _anneal_temperature(apply_overrides(loaded.config, cfg.model.overrides), cfg)
         model = Wav2Vec2ForPreTraining(model_cfg)
         model.load_state_dict(loaded.model.state_dict())
         return model
-    model_cfg = apply_overrides(get_preset(cfg.model.preset), cfg.model.overrides)
+    model_cfg = _anneal_temperature(apply_overrides(get_preset(cfg.model.preset), cfg.model.overrides), cfg)
     model_cfg.validate()
     return Wav2Vec2ForPreTraining(model_cfg)
 

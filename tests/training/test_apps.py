@@ -164,6 +164,56 @@ def test_best_checkpoint_follows_best_metric(tone_corpus, tmp_path, metric, best
     assert (best["num_updates"], best["best_metric"]) == (best_update, metric)
 
 
+def test_patience_stops_when_the_best_metric_stops_improving(tone_corpus, tmp_path):
+    """trainer.patience=2: the run ends at the second validation in a row without a new best CER, checkpoint_best
+    holds the best one, and a rerun does not train on."""
+    scripted = iter([{"cer": 80.0}, {"cer": 60.0}, {"cer": 61.0}, {"cer": 59.0}, {"cer": 59.5}, {"cer": 70.0},
+                     {"cer": 10.0}])
+    overrides = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=40", "trainer.valid_interval=5",
+                 "trainer.save_interval=0", "best_metric=cer", "trainer.patience=2", f"trainer.run_dir={tmp_path}"]
+    trainer = _trainer("finetune", overrides)
+    trainer.task.validate = lambda model: next(scripted)
+    summary = trainer.fit()
+    assert (summary["updates"], summary["stopped_early"], summary["best"]) == (30, True, 59.0)
+    assert load_checkpoint(tmp_path / "checkpoints/checkpoint_best.pt")["train_state"]["num_updates"] == 20
+    assert load_checkpoint(tmp_path / "checkpoints/checkpoint_last.pt")["train_state"]["num_updates"] == 30
+    again = _trainer("finetune", overrides)
+    again.task.validate = lambda model: pytest.fail("a run that stopped early trained on")
+    assert again.fit()["updates"] == 30
+
+
+def test_patience_needs_validation(tone_corpus):
+    cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "trainer.patience=3", "trainer.valid_interval=0"])
+    with pytest.raises(ValueError, match="trainer.patience"):
+        cfg.validate()
+
+
+def test_schedule_fractions_follow_max_updates(tone_corpus, tmp_path, capsys):
+    """warmup_fraction and temp_anneal_fraction scale with the run: the same config at two lengths warms up over
+    the same share of it, and the Gumbel temperature reaches min_temp at the same share."""
+    for updates in (40, 400):
+        trainer = _trainer("pretrain", [f"data.dir={tone_corpus}", *PRETRAIN, f"trainer.max_updates={updates}",
+                                        "schedule.warmup_fraction=0.25", "temp_anneal_fraction=0.5",
+                                        f"trainer.run_dir={tmp_path / str(updates)}"])
+        assert trainer.schedule.cfg.warmup_updates == updates // 4
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / (updates // 4))
+        quantizer = trainer.model.quantizer
+        quantizer.num_updates = updates // 2
+        assert quantizer.temperature == pytest.approx(trainer.model.config.min_temp)
+        quantizer.num_updates = updates // 4
+        assert quantizer.temperature == pytest.approx((trainer.model.config.max_temp
+                                                       * trainer.model.config.min_temp) ** 0.5)
+        assert trainer.model.config.temp_decay < 1.0
+    out = capsys.readouterr().out
+    assert "over 200 updates" in out and "warm-up: 100 updates" in out
+
+
+def test_temp_anneal_fraction_is_for_pretraining(tone_corpus):
+    cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "temp_anneal_fraction=0.5"])
+    with pytest.raises(ValueError, match="temp_anneal_fraction"):
+        cfg.validate()
+
+
 def test_best_metric_must_be_known(tone_corpus):
     cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "best_metric=accuracy"])
     with pytest.raises(ValueError, match="best_metric.*'accuracy'"):
