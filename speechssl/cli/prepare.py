@@ -77,7 +77,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--valid-percent", type=float, default=0.05,
                    help="share of seen-speaker utterances held out as valid")
     p.add_argument("--test-speakers", type=int, default=8, help="speakers held out of train for test")
+    p.add_argument("--extra-variants", default="none", metavar="none|all|V1,V2",
+                   help="more espeak-ng voice variants, combined with every voice; never held out, so the "
+                        "held-out voices stay those of the same seed without them (default: none)")
+    p.add_argument("--first-index", type=int, default=0,
+                   help="index of the first utterance: a corpus of the same seed starting past another's last "
+                        "index shares none of its utterances (default: 0)")
+    p.add_argument("--speed", default="1,1", metavar="MIN,MAX",
+                   help="speed perturbation range (resampling; tempo and pitch together), e.g. 0.9,1.1 "
+                        "(default: 1,1 = none)")
+    p.add_argument("--band-limit", type=float, default=0.0, metavar="P",
+                   help="share of utterances band-limited to 100-400 Hz .. 2.8-7 kHz (default: 0)")
     _jobs(p)
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    """``none`` -> (), ``all`` -> every intelligible extra espeak-ng variant, else a comma-separated list."""
+    from speechssl.data.prepare.synthetic import EXTRA_VARIANTS
+
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    if text == "all":
+        return EXTRA_VARIANTS
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def parse_range(text: str, flag: str) -> tuple[float, float]:
+    """``"0.9,1.1"`` -> (0.9, 1.1)."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag}: expected MIN,MAX such as 0.9,1.1, got {text!r}") from None
+    return lo, hi
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +154,9 @@ def _run(args: argparse.Namespace) -> int:
         from speechssl.data.prepare.synthetic import SyntheticConfig, prepare_synthetic
 
         config = SyntheticConfig(hours=args.hours, seed=args.seed, valid_percent=args.valid_percent,
-                                 test_speakers=args.test_speakers)
+                                 test_speakers=args.test_speakers, extra_variants=parse_variants(args.extra_variants),
+                                 first_index=args.first_index, speed_range=parse_range(args.speed, "--speed"),
+                                 band_limit_probability=args.band_limit)
         prepare_synthetic(args.out_dir, config, jobs=args.jobs, progress=progress)
     else:  # argparse restricts the choices
         raise ValueError(f"unknown corpus {args.corpus!r}")

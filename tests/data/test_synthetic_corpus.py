@@ -10,10 +10,13 @@ from speechssl.data.manifest import read_split
 from speechssl.data.prepare.espeak import EspeakError
 from speechssl.data.prepare.sentences import SentenceGenerator, load_word_list
 from speechssl.data.prepare.synthetic import (
+    EXTRA_VARIANTS,
     UTTERANCES_PER_PROCESS,
     SyntheticConfig,
+    band_limit,
     make_speakers,
     prepare_synthetic,
+    render,
     utterance_spec,
 )
 from speechssl.data.tokenizer import LetterTokenizer
@@ -37,6 +40,63 @@ def test_speakers_and_specs_derive_from_seed():
     gen = SentenceGenerator()
     assert utterance_spec(7, cfg, speakers, gen) == utterance_spec(7, cfg, speakers, gen)
     assert utterance_spec(7, cfg, speakers, gen) != utterance_spec(8, cfg, speakers, gen)
+
+
+def test_extra_variants_keep_the_base_speakers_and_the_held_out_voices():
+    """A pretraining corpus with many more voices holds out exactly the labelled corpus's test voices, and its
+    base speakers keep their rates and pitches; the extra speakers are never held out."""
+    base = make_speakers(SyntheticConfig(seed=4))
+    rich = make_speakers(SyntheticConfig(seed=4, extra_variants=EXTRA_VARIANTS))
+    assert rich[: len(base)] == base
+    assert len(rich) == len(base) + 8 * len(EXTRA_VARIANTS)
+    assert {s.name for s in rich if s.held_out} == {s.name for s in base if s.held_out}
+    with pytest.raises(ValueError, match="extra_variants"):
+        SyntheticConfig(extra_variants=("m1",)).validate()
+
+
+def test_perturbations_draw_from_their_own_stream():
+    """Speed and band limits leave every other property of an utterance as it was (a corpus without them is
+    unchanged), and are drawn per utterance within their ranges."""
+    plain = SyntheticConfig(seed=2)
+    perturbed = SyntheticConfig(seed=2, speed_range=(0.9, 1.1), band_limit_probability=0.5)
+    speakers, gen = make_speakers(plain), SentenceGenerator()
+    specs = [(utterance_spec(i, plain, speakers, gen), utterance_spec(i, perturbed, speakers, gen)) for i in range(40)]
+    for a, b in specs:
+        assert (a.speaker, a.text, a.rate, a.pitch, a.snr_db, a.rt60, a.peak) == (
+            b.speaker, b.text, b.rate, b.pitch, b.snr_db, b.rt60, b.peak)
+        assert (a.speed, a.band) == (1.0, None) and 0.9 <= b.speed <= 1.1
+    banded = [b.band for _, b in specs if b.band is not None]
+    assert 8 <= len(banded) <= 32 and all(100 <= lo <= 400 and 2800 <= hi <= 7000 for lo, hi in banded)
+
+
+def test_speed_and_band_limit_change_the_audio_as_asked():
+    """Speed 1.25 shortens the rendered audio by 1.25; a 300-3000 Hz band removes what lies outside it."""
+    rng = np.random.default_rng(0)
+    speech = (rng.standard_normal(22050) * 3000).astype(np.int16)
+    cfg = SyntheticConfig(seed=0)
+    spec = utterance_spec(0, cfg, make_speakers(cfg), SentenceGenerator())
+    normal = render(spec, speech, 22050, 0)
+    fast = render(type(spec)(**{**spec.__dict__, "speed": 1.25}), speech, 22050, 0)
+    assert normal.shape[0] == 16000 and abs(fast.shape[0] - 16000 / 1.25) <= 1
+    noise = rng.standard_normal(16000).astype(np.float32)
+    spectrum = np.abs(np.fft.rfft(band_limit(noise, 300.0, 3000.0))) ** 2
+    freqs = np.fft.rfftfreq(16000, 1 / 16000)
+    inside = spectrum[(freqs > 600) & (freqs < 2800)].mean()
+    assert spectrum[freqs > 4000].mean() < 1e-4 * inside and spectrum[freqs < 100].mean() < 1e-2 * inside
+
+
+def test_first_index_makes_a_disjoint_corpus_of_the_same_voices(tmp_path):
+    cfg = SyntheticConfig(hours=6 / 3600, seed=1, voices=("en-us",), variants=("m1", "f2"), test_speakers=1,
+                          valid_percent=0.0, subsets_minutes=())
+    prepare_synthetic(tmp_path / "a", cfg, jobs=1, progress=False, echo=False)
+    later = SyntheticConfig(**{**cfg.__dict__, "first_index": 1000, "extra_variants": ("Alex",)})
+    prepare_synthetic(tmp_path / "b", later, jobs=1, progress=False, echo=False)
+
+    def names(root):
+        return {p.name for p in (root / "audio").rglob("*.flac")}
+    a, b = names(tmp_path / "a"), names(tmp_path / "b")
+    assert a and b and not a & b
+    assert min(int(n.rsplit("-", 1)[1].split(".")[0]) for n in b) >= 1000
 
 
 def test_prepare_synthetic_a_few_seconds(tmp_path):

@@ -50,6 +50,18 @@ UTTERANCES_PER_PROCESS = 16
 VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029",
           "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt2", "klatt3")
+# The other variants espeak-ng ships (voices/!v: contributed voices that change formants, pitch contour,
+# breathiness, flutter) that stay intelligible; the whisper, croak and robot ones and the novelty voices
+# (Demonic, Tweaky, AnxiousAndy, UniRobot, ...) are left out. `--extra-variants all` adds these speakers: many
+# more voices for a pretraining corpus than a labelled one usually has.
+EXTRA_VARIANTS = (
+    "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo", "Jacky",
+    "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "Reed", "RicishayMax", "Storm", "adam", "anika",
+    "announcer", "antonio", "aunty", "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "edward2",
+    "f5", "fast", "grandma", "grandpa", "gustave", "ian", "iven", "iven2", "iven3", "iven4", "john", "klatt4",
+    "klatt5", "klatt6", "linda", "m8", "marcelo", "max", "michel", "miguel", "mike2", "norbert", "pablo", "paul",
+    "pedro", "quincy", "rob", "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis", "victor", "zac",
+)
 
 
 @dataclass(kw_only=True)
@@ -80,6 +92,20 @@ class SyntheticConfig:
     """Reverberation decay time range, seconds."""
     subsets_minutes: tuple[float, ...] = (10.0, 60.0)
     """Seeded subsets of train written as ``train_<m>min`` (when train is long enough)."""
+    extra_variants: tuple[str, ...] = ()
+    """More variants, each combined with every voice. Their speakers are never held out, and the speakers of
+    `variants` (rates, pitches, held-out set) are drawn exactly as without them: a pretraining corpus with
+    extra voices holds out the same test voices as the labelled corpus of the same seed."""
+    first_index: int = 0
+    """Index of the first utterance. A second corpus of the same seed starting past the first one's last index
+    shares none of its utterances and holds out the same voices (an unlabelled pretraining corpus beside a
+    labelled one)."""
+    speed_range: tuple[float, float] = (1.0, 1.0)
+    """Speed perturbation factor per utterance (resampling, which changes tempo and pitch together, as Kaldi's
+    speed perturbation); (1, 1): none."""
+    band_limit_probability: float = 0.0
+    """Share of utterances band-limited (a telephone or a cheap microphone): high-pass at 100-400 Hz and
+    low-pass at 2.8-7 kHz."""
 
     def validate(self) -> None:
         if not self.hours > 0:
@@ -93,10 +119,19 @@ class SyntheticConfig:
             raise ValueError(f"`valid_percent` must be in [0, 1), got {self.valid_percent}")
         if not 0 <= self.reverb_probability <= 1:
             raise ValueError(f"`reverb_probability` must be in [0, 1], got {self.reverb_probability}")
-        for name in ("rate_range", "pitch_range", "snr_db", "rt60"):
+        for name in ("rate_range", "pitch_range", "snr_db", "rt60", "speed_range"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"`{name}` must be (low, high) with low <= high, got {(lo, hi)}")
+        if not (0.5 <= self.speed_range[0] and self.speed_range[1] <= 2.0):
+            raise ValueError(f"`speed_range` must lie within [0.5, 2], got {self.speed_range}")
+        if not 0 <= self.band_limit_probability <= 1:
+            raise ValueError(f"`band_limit_probability` must be in [0, 1], got {self.band_limit_probability}")
+        if self.first_index < 0:
+            raise ValueError(f"`first_index` must be >= 0, got {self.first_index}")
+        shared = sorted(set(self.extra_variants) & set(self.variants))
+        if shared:
+            raise ValueError(f"`extra_variants` repeats variants already in `variants`: {shared}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +169,10 @@ class UtteranceSpec:
     """None = no reverberation."""
     peak: float
     """Peak amplitude of the written waveform."""
+    speed: float = 1.0
+    """Speed perturbation factor (1: none)."""
+    band: tuple[float, float] | None = None
+    """(high-pass, low-pass) corner frequencies in Hz, or None (full band)."""
 
     @property
     def relpath(self) -> str:
@@ -145,8 +184,10 @@ def make_speakers(config: SyntheticConfig) -> list[Speaker]:
     rng = np.random.default_rng([config.seed, 0x5BEA])
     names = [(v, var) for v in config.voices for var in config.variants]
     held = set(rng.permutation(len(names))[: config.test_speakers].tolist())
+    # The extra variants' speakers come after, from the same stream: the base speakers are unchanged by them.
+    extra = [(v, var) for v in config.voices for var in config.extra_variants]
     speakers = []
-    for k, (voice, variant) in enumerate(names):
+    for k, (voice, variant) in enumerate(names + extra):
         speakers.append(Speaker(name=f"{voice}+{variant}", voice=voice, variant=variant,
                                 rate=int(rng.integers(config.rate_range[0], config.rate_range[1] + 1)),
                                 pitch=int(rng.integers(config.pitch_range[0], config.pitch_range[1] + 1)),
@@ -165,8 +206,15 @@ def utterance_spec(index: int, config: SyntheticConfig, speakers: list[Speaker],
     pink = bool(rng.random() < 0.5)
     rt60 = float(rng.uniform(*config.rt60)) if rng.random() < config.reverb_probability else None
     peak = float(rng.uniform(0.3, 0.9))
+    # The perturbations draw from a stream of their own, so a corpus without them is unchanged by their
+    # existence (bit for bit).
+    extra = np.random.default_rng([config.seed, 3, index])
+    speed = float(extra.uniform(*config.speed_range)) if config.speed_range != (1.0, 1.0) else 1.0
+    band = None
+    if config.band_limit_probability > 0 and extra.random() < config.band_limit_probability:
+        band = (float(extra.uniform(100.0, 400.0)), float(extra.uniform(2800.0, 7000.0)))
     return UtteranceSpec(index=index, speaker=speaker, text=text, rate=rate, pitch=pitch, snr_db=snr, pink=pink,
-                         rt60=rt60, peak=peak)
+                         rt60=rt60, peak=peak, speed=speed, band=band)
 
 
 def room_impulse_response(rt60: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -200,12 +248,29 @@ def background_noise(n: int, pink: bool, rng: np.random.Generator) -> np.ndarray
     return (white / max(rms, 1e-12)).astype(np.float32)
 
 
+def band_limit(x: np.ndarray, high_pass: float, low_pass: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Keep ``high_pass``-``low_pass`` Hz: a raised-cosine edge an octave wide below, a third of an octave above
+    (zero phase, through the FFT)."""
+    n = x.shape[0]
+    if n < 2:
+        return x
+    size = 1 << (n - 1).bit_length()
+    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
+    lo = np.clip(np.log2(np.maximum(freqs, 1e-3) / (high_pass / 2)), 0.0, 1.0)  # 0 below hp/2, 1 above hp
+    hi = np.clip(np.log2(low_pass * 2 ** (1 / 3) / np.maximum(freqs, 1e-3)) * 3, 0.0, 1.0)
+    gain = (0.5 - 0.5 * np.cos(np.pi * lo)) * (0.5 - 0.5 * np.cos(np.pi * hi))
+    return np.fft.irfft(np.fft.rfft(x, size) * gain, size)[:n].astype(np.float32)
+
+
 def render(spec: UtteranceSpec, speech: np.ndarray, source_rate: int, seed: int) -> np.ndarray:
-    """int16 speech at ``source_rate`` -> 16 kHz float32 with room and noise, peak-normalised."""
-    x = soxr.resample(speech.astype(np.float32) / 32768.0, source_rate, SAMPLE_RATE)
+    """int16 speech at ``source_rate`` -> 16 kHz float32 with speed, room, band and noise, peak-normalised."""
+    # Speed perturbation: read the samples as if recorded at source_rate * speed (faster and higher for > 1).
+    x = soxr.resample(speech.astype(np.float32) / 32768.0, source_rate * spec.speed, SAMPLE_RATE)
     rng = np.random.default_rng([seed, 2, spec.index])
     if spec.rt60 is not None:
         x = convolve(x, room_impulse_response(spec.rt60, rng))
+    if spec.band is not None:
+        x = band_limit(x, *spec.band)
     rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
     if rms > 0:
         x = x + background_noise(x.shape[0], spec.pink, rng) * (rms * 10 ** (-spec.snr_db / 20))
@@ -270,7 +335,7 @@ def _generate(config: SyntheticConfig, audio_dir: Path, jobs: int, progress: boo
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with context.Pool(jobs, maxtasksperchild=1) as pool:
         pending: deque = deque()
-        next_first = 0
+        next_first = config.first_index
         while total < target:
             while len(pending) < window:
                 pending.append(pool.apply_async(_make_block, (next_first, config, str(audio_dir))))
