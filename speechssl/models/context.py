@@ -19,6 +19,19 @@ from torch.nn.utils.parametrizations import weight_norm
 from speechssl.models.config import Wav2Vec2Config
 
 
+def _bf16_grouped_conv_is_exact(channels_per_group: int) -> bool:
+    """oneDNN's bf16 grouped convolution on the CPU (torch 2.13; seen on AMX Xeon and EPYC) returns wrong
+    values (errors the size of the output) when a group has 2-12 channels and the kernel is long; 1 channel
+    (depthwise) and multiples of 16 (base, large, small) are exact to bf16 rounding. Checked in
+    tests/models/test_context.py against fp32."""
+    return channels_per_group == 1 or channels_per_group % 16 == 0
+
+
+def _runs_in_bf16(x: torch.Tensor, bias: torch.Tensor) -> bool:
+    autocast_bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return autocast_bf16 or x.dtype == torch.bfloat16 or bias.dtype == torch.bfloat16
+
+
 class PositionalConvEmbedding(nn.Module):
     """Conv1d(D, D, k, padding=k//2, groups) with weight norm over dim 2 -> drop the extra frame (even k) ->
     GELU. Init (fairseq): weight N(0, sqrt(4 / (k * D))), bias 0, then weight_norm.
@@ -35,6 +48,7 @@ class PositionalConvEmbedding(nn.Module):
         nn.init.zeros_(conv.bias)
         self.conv = weight_norm(conv, name="weight", dim=2)
         self.remove_last = kernel % 2 == 0
+        self.bf16_safe_on_cpu = _bf16_grouped_conv_is_exact(dim // groups)
         self._register_load_state_dict_pre_hook(self._rename_legacy_weight_norm)
 
     @staticmethod
@@ -50,8 +64,21 @@ class PositionalConvEmbedding(nn.Module):
         The (B, T, D) memory is read as a channels-last (B, D, 1, T) image by a 2-D convolution with the same
         weights (oneDNN: ~1.9x faster forward + backward on the CPU than Conv1d on the transposed (B, D, T))."""
         conv = self.conv
-        weight = conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (D, D/g, 1, k)
-        y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, conv.bias, padding=(0, conv.padding[0]),
+        if x.device.type == "cpu" and not self.bf16_safe_on_cpu and _runs_in_bf16(x, conv.bias):
+            # The bf16 convolution computed in fp32 from bf16-rounded operands, rounded back to bf16: the
+            # same bits whether autocast rounds the fp32 weights or they were cast once (load_ctc).
+            def rounded(t: torch.Tensor) -> torch.Tensor:
+                return t.to(torch.bfloat16).float()
+
+            with torch.autocast("cpu", enabled=False):
+                y = self._convolve(rounded(x), rounded(conv.weight), rounded(conv.bias))
+            return y.to(torch.bfloat16)
+        return self._convolve(x, conv.weight, conv.bias)
+
+    def _convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (D, D/g, 1, k)
+        y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, bias, padding=(0, conv.padding[0]),
                      groups=conv.groups)  # (B, D, 1, T + 1) for even kernels, channels-last
         y = y.squeeze(2).transpose(1, 2)  # (B, T + 1, D)
         if self.remove_last:
