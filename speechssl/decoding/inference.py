@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 from speechssl.data.audio import normalize_waveform
 from speechssl.models.feature_encoder import FeatureEncoder, WaveformStatistics
-from speechssl.training.precision import autocast, resolve_precision
+from speechssl.models.precision import autocast, resolve_precision
 
 SAMPLES_PER_FRAME = 320
 """Total stride of the feature encoder (5*2*2*2*2*2*2)."""

@@ -17,7 +17,7 @@ from speechssl.training.checkpoint import CheckpointError
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
 from speechssl.training.loop import NonFiniteError, Trainer
-from speechssl.training.precision import auto_precision_reason, resolve_device
+from speechssl.models.precision import auto_precision_reason, resolve_device
 
 
 def seed_everything(seed: int) -> None:

@@ -37,7 +37,7 @@ from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier, br
 from speechssl.training.health import HealthConfig, HealthMonitor
 from speechssl.training.logging import RunLogger
 from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer, resolve_warmup
-from speechssl.training.precision import autocast, make_grad_scaler, resolve_precision
+from speechssl.models.precision import autocast, make_grad_scaler, resolve_precision
 
 SAMPLE_RATE = 16_000
 # Fault injection for the reliability tests: SIGKILL this process right after the update with this number
