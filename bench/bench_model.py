@@ -66,7 +66,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-SAMPLE_RATE = 16_000
+from speechssl.data.audio import SAMPLE_RATE
+
 TASKS = ("pretrain", "finetune", "infer")
 PRECISIONS = ("fp32", "bf16")
 IMPLS = ("speechssl", "transformers")

@@ -14,6 +14,7 @@ from speechssl.decoding.ctc import (
     TokenSpan,
     WordSpan,
     forced_align,
+    frame_shift_seconds,
 )
 from speechssl.decoding.factory import DecoderConfig, build_decoder
 from speechssl.decoding.lexicon import Lexicon, lexicon_from_words
@@ -40,6 +41,7 @@ __all__ = [
     "build_arpa",
     "build_decoder",
     "forced_align",
+    "frame_shift_seconds",
     "lexicon_from_words",
     "score",
     "transcribe",
