@@ -45,6 +45,10 @@ class TrainerConfig:
     """How many numbered checkpoints to keep (-1: all)."""
     max_consecutive_nonfinite: int = 10
     """Stop the run after this many non-finite updates in a row."""
+    patience: int = 0
+    """Stop early after this many validations in a row without a new best (the task's best metric: valid loss
+    in pretraining, `best_metric` in fine-tuning); 0 trains to max_updates. With it, max_updates is a ceiling
+    and the learning-rate schedule keeps its shape over max_updates."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
     progress: bool = True
@@ -64,6 +68,10 @@ class TrainerConfig:
         for key, value in positive.items():
             if value < 1:
                 raise ValueError(f"trainer.{key} must be >= 1, got {value}")
+        if self.patience < 0:
+            raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
+        if self.patience and not self.valid_interval:
+            raise ValueError("trainer.patience counts validations: it needs trainer.valid_interval > 0")
         for key in ("valid_interval", "save_interval"):
             if getattr(self, key) < 0:
                 raise ValueError(f"trainer.{key} must be >= 0, got {getattr(self, key)}")
