@@ -2,8 +2,10 @@
 
 Modules: ``ctc`` (greedy decoding, word times, forced alignment), ``beam`` (flashlight-text beam search with
 KenLM), ``lm`` (ARPA estimation), ``lexicon``, ``wer`` (jiwer scores), ``report`` (result files), ``grid``
-(LM weight / word score tuning), ``inference`` (model -> emissions), ``evaluate`` (a subset end to end),
-``transcribe`` (chunked long audio), ``features`` (layer-wise dumps), ``plot``, ``factory``.
+(LM weight / word score tuning), ``inference`` (model -> emissions), ``evaluate`` (a subset or a checkpoint
+end to end: what `speechssl evaluate` reports and fine-tuning validates with), ``transcribe`` (chunked long
+audio), ``features`` (layer-wise dumps), ``plot``, ``factory``. Frame times come from the model's
+``FrameGeometry`` (``frame_shift_seconds``).
 """
 
 from speechssl.decoding.beam import BeamSearchConfig, BeamSearchDecoder
