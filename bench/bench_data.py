@@ -22,7 +22,13 @@ import soundfile as sf
 import soxr
 import torch
 
-from speechssl.data import AudioDatasetConfig, LoaderConfig, UnlabeledAudioDataset, build_dataloader
+from speechssl.data import (
+    SAMPLE_RATE,
+    AudioDatasetConfig,
+    LoaderConfig,
+    UnlabeledAudioDataset,
+    build_dataloader,
+)
 from speechssl.data.prepare.writer import CorpusWriter, SourceFile
 
 
@@ -59,7 +65,7 @@ def time_loader(manifest: Path, max_tokens: int) -> tuple[float, float, int]:
     """(wall seconds, audio seconds in the manifest, batches) for one epoch of the pretraining loader."""
     ds = UnlabeledAudioDataset.from_tsv(manifest, AudioDatasetConfig(min_sample_size=0, seed=0))
     loader = build_dataloader(ds, LoaderConfig(max_tokens=max_tokens, num_workers=0))
-    audio_seconds = float(ds.sizes.sum()) / 16000
+    audio_seconds = float(ds.sizes.sum()) / SAMPLE_RATE
     start = time.perf_counter()
     batches = 0
     for batch in loader:
@@ -75,8 +81,8 @@ def time_decode_resample(files: list[Path]) -> tuple[float, float]:
         t0 = time.perf_counter()
         data, rate = sf.read(str(path), dtype="float32")
         t1 = time.perf_counter()
-        if rate != 16000:
-            soxr.resample(data, rate, 16000, quality="HQ")
+        if rate != SAMPLE_RATE:
+            soxr.resample(data, rate, SAMPLE_RATE, quality="HQ")
         resample += time.perf_counter() - t1
         decode += t1 - t0
     return decode, resample
@@ -102,13 +108,13 @@ def main() -> None:
     torch.set_num_threads(1)
 
     n_files = max(1, int(args.minutes * 60 / args.file_seconds))
-    formats = [("flac", 16000), ("mp3", 44100), ("ogg", 44100)]
+    formats = [("flac", SAMPLE_RATE), ("mp3", 44100), ("ogg", 44100)]
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs visible; "
           f"torch threads {torch.get_num_threads()}; libsndfile {sf.__libsndfile_version__}, soxr {soxr.__version__}")
     print(f"{n_files} files x {args.file_seconds:g} s per format; one process, best of {args.repeat}")
     print(f"{'format':<16}{'loader x RT/core':>18}{'decode x RT':>14}{'resample x RT':>16}{'batches':>9}")
     with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
-        speech = {rate: make_speech(min(args.minutes * 60, 120) + args.file_seconds, rate) for rate in (16000, 44100)}
+        speech = {rate: make_speech(min(args.minutes * 60, 120) + args.file_seconds, rate) for rate in (SAMPLE_RATE, 44100)}
         for ext, rate in formats:
             manifest = write_set(Path(tmp) / ext, ext, rate, speech[rate], n_files, args.file_seconds)
             files = sorted((Path(tmp) / ext).iterdir())

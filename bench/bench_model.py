@@ -66,7 +66,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-SAMPLE_RATE = 16_000
+from speechssl.data.audio import SAMPLE_RATE
+
 TASKS = ("pretrain", "finetune", "infer")
 PRECISIONS = ("fp32", "bf16")
 IMPLS = ("speechssl", "transformers")
@@ -409,7 +410,7 @@ def main() -> None:
 
     import transformers
 
-    from speechssl.training.precision import BF16_MIN_SPEEDUP, cpu_bf16_speedup
+    from speechssl.models.precision import BF16_MIN_SPEEDUP, cpu_bf16_speedup
 
     if "bf16" in precisions and cpu_bf16_speedup() < BF16_MIN_SPEEDUP:
         print(f"warning: a bf16 matmul runs at {cpu_bf16_speedup():.2f}x fp32 on this CPU; bf16 autocast figures "
@@ -507,7 +508,7 @@ def print_table(results: list[Result], machine: dict) -> None:
               f"{mb(theirs.rss_peak_mb)} ({mb(theirs.step_peak_mb)}) | {100 * ours.fraction_of_peak:.1f} | "
               f"{100 * theirs.fraction_of_peak:.1f} | {min(paired):.2f}-{max(paired):.2f} |")
     # speechssl's default precision (auto: bf16 where its matmuls measure faster) against transformers' fp32 default
-    from speechssl.training.precision import resolve_precision
+    from speechssl.models.precision import resolve_precision
 
     default = resolve_precision("auto", torch.device("cpu"))
     lines = []

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speechssl.cli.evaluate import add_decoder_arguments, add_precision_argument, decoder_config_from_args
 from speechssl.data.audio import load_audio
 from speechssl.data.manifest import labels_for, read_split
-from speechssl.decoding.factory import build_decoder
+from speechssl.decoding.beam import BeamSearchConfig
+from speechssl.decoding.ctc import frame_shift_seconds
+from speechssl.decoding.factory import DecoderConfig, build_decoder
 from speechssl.decoding.inference import load_ctc
 from speechssl.decoding.transcribe import ChunkConfig, Transcript, transcribe
 from speechssl.decoding.wer import score
@@ -76,15 +77,23 @@ def main() -> int:
                         help="as `speechssl transcribe --chunk-statistics`")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    add_precision_argument(parser)
-    add_decoder_arguments(parser)
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32")
+    beam = BeamSearchConfig()
+    parser.add_argument("--decoder", choices=("viterbi", "kenlm"), default="viterbi")
+    parser.add_argument("--lm", type=Path, default=None, help="n-gram LM for --decoder kenlm")
+    parser.add_argument("--lexicon", type=Path, default=None, help="lexicon (default: spelled from the LM)")
+    parser.add_argument("--lm-weight", type=float, default=beam.lm_weight)
+    parser.add_argument("--word-score", type=float, default=beam.word_score)
+    parser.add_argument("--beam", type=int, default=beam.beam)
     args = parser.parse_args()
 
     chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap,
                            recording_statistics=args.chunk_statistics == "recording")
     chunking.validate()
     loaded = load_ctc(args.checkpoint, device=args.device, precision=args.precision)
-    decoder = build_decoder(decoder_config_from_args(args), loaded.tokenizer)
+    decoding = DecoderConfig(decoder=args.decoder, lm=args.lm, lexicon=args.lexicon,
+                             beam=BeamSearchConfig(beam=args.beam, lm_weight=args.lm_weight, word_score=args.word_score))
+    decoder = build_decoder(decoding, loaded.tokenizer, frame_shift=frame_shift_seconds(loaded.emitter.geometry))
     waveform, reference, count = concatenate(args.data_dir, args.subset, args.minutes * 60, chunking.sample_rate)
     waveform = loaded.emitter.prepare(waveform)
     print(f"{count} utterances of {args.subset}, {len(waveform) / chunking.sample_rate:.1f} s, "

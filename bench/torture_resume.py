@@ -39,12 +39,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from speechssl.data.audio import SAMPLE_RATE
 from speechssl.data.prepare.folder import prepare_folder
-from speechssl.training.checkpoint import CheckpointError, load_checkpoint
+from speechssl.interop.checkpoint import CheckpointError, load_checkpoint
 from speechssl.training.loop import KILL_AFTER_UPDATE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-SR = 16_000
+SR = SAMPLE_RATE
 MODES = ("update", "wall", "write")
 # Fast and deterministic: tiny model, one thread, no workers, fp32, no TensorBoard.
 TRAIN_ARGS = ["model=tiny", "trainer.device=cpu", "trainer.precision=fp32", "trainer.progress=false",

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speechssl.data.audio import SAMPLE_RATE
 from speechssl.data.manifest import (
     Manifest,
     ManifestEntry,
@@ -39,8 +40,6 @@ from speechssl.data.manifest import (
     write_manifest,
 )
 from speechssl.data.prepare.synthetic import SyntheticConfig, prepare_synthetic
-
-SAMPLE_RATE = 16_000
 
 
 def clean_voice(hours: float, seed: int, valid_percent: float) -> SyntheticConfig:

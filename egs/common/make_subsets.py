@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from speechssl.data.manifest import read_split
-from speechssl.recipes.subsets import budget_name, copy_dictionaries, duration_subset, hold_out, select, write_split
+from speechssl.data.prepare.splits import duration_subset
+from speechssl.recipes.subsets import budget_name, copy_dictionaries, hold_out, select, write_split
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = args.prefix or args.rest or args.split
     for text in filter(None, (m.strip() for m in args.minutes.split(","))):
         minutes = float(text)
-        indices = duration_subset(split.manifest, minutes * 60, args.seed)
+        indices = duration_subset(split.manifest.sizes, minutes * 60, args.seed)
         info = write_split(out, f"{prefix}_{budget_name(minutes)}", select(split, indices))
         print(f"{info.name}: {info.utterances} utterances, {info.minutes:.1f} min")
     return 0

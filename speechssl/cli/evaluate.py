@@ -19,62 +19,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from speechssl.cli.decoding_args import (
+    add_decoder_arguments,
+    add_precision_argument,
+    decoder_config_from_args,
+)
+
 
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def add_decoder_arguments(parser: argparse.ArgumentParser) -> None:
-    """Decoder flags shared by evaluate and transcribe."""
-    from speechssl.decoding.beam import BeamSearchConfig
-
-    defaults = BeamSearchConfig()
-    group = parser.add_argument_group("decoding")
-    group.add_argument("--decoder", choices=("viterbi", "kenlm"), default="viterbi",
-                       help="viterbi: greedy CTC (no LM); kenlm: beam search with an n-gram LM (flashlight)")
-    group.add_argument("--lm", type=Path, default=None, help="n-gram LM (ARPA or KenLM binary) for --decoder kenlm")
-    group.add_argument("--lexicon", type=Path, default=None,
-                       help="lexicon file (default: spelled from the LM's words with the model's letters)")
-    group.add_argument("--lexicon-free", action="store_true",
-                       help="beam search without a lexicon (the LM, if any, must be a char LM: lm build --unit char)")
-    group.add_argument("--lm-weight", type=float, default=defaults.lm_weight, help="LM weight (default %(default)s)")
-    group.add_argument("--word-score", type=float, default=defaults.word_score,
-                       help="score added per word (default %(default)s)")
-    group.add_argument("--beam", type=int, default=defaults.beam, help="beam size (default %(default)s)")
-    group.add_argument("--beam-threshold", type=float, default=defaults.beam_threshold,
-                       help="prune hypotheses this far below the best (default %(default)s)")
-    group.add_argument("--beam-size-token", type=int, default=None,
-                       help="tokens considered per frame (default: the whole vocabulary)")
-    group.add_argument("--vocab", type=Path, default=None,
-                       help="vocabulary file overriding the checkpoint's (JSON list, vocab.json or dict.ltr.txt)")
-
-
-def decoder_config_from_args(args: argparse.Namespace):
-    from speechssl.decoding.beam import BeamSearchConfig
-    from speechssl.decoding.factory import DecoderConfig
-
-    beam = BeamSearchConfig(beam=args.beam, beam_size_token=args.beam_size_token,
-                            beam_threshold=args.beam_threshold, lm_weight=args.lm_weight,
-                            word_score=args.word_score, lexicon_free=args.lexicon_free)
-    config = DecoderConfig(decoder=args.decoder, lm=args.lm, lexicon=args.lexicon, beam=beam)
-    config.validate()
-    return config
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
-                        help="model arithmetic: fp32 (default; the published numbers), bf16 autocast (~1.7x faster "
-                             "where the CPU's bf16 matmuls are fast), fp16 (CUDA), auto (bf16 where a bf16 matmul "
-                             "measures >= 1.25x fp32 on this CPU, or on a GPU)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,120 +69,52 @@ def _subsets(text: str) -> list[str]:
     return names
 
 
-def _check_inputs(args: argparse.Namespace) -> None:
-    if not args.checkpoint.exists():
-        raise FileNotFoundError(f"CKPT: checkpoint not found: {args.checkpoint}")
-    if not args.data_dir.is_dir():
-        raise FileNotFoundError(f"DATA_DIR: directory not found: {args.data_dir}")
-    for subset in _subsets(args.subset):
-        manifest = args.data_dir / f"{subset}.tsv"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"--subset: manifest not found: {manifest}")
-        if not any((args.data_dir / f"{subset}.{ext}").is_file() for ext in ("wrd", "ltr")):
-            raise FileNotFoundError(f"--subset: no {subset}.wrd or {subset}.ltr in {args.data_dir}")
-    if args.vocab is not None and not args.vocab.is_file():
-        raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
-    if args.grid and args.decoder != "kenlm":
-        raise ValueError("--grid tunes the LM weight and word score: use it with --decoder kenlm")
-    if args.greedy_out is not None and args.decoder != "kenlm":
-        raise ValueError("--greedy-out adds a greedy report to an LM decoding: use it with --decoder kenlm "
-                         "(without an LM, --out is the greedy report)")
-    if args.batch_seconds <= 0:
-        raise ValueError(f"--batch-seconds must be > 0, got {args.batch_seconds}")
+def config_from_args(args: argparse.Namespace):
+    """The library call `speechssl evaluate ARGS` stands for."""
+    from speechssl.decoding.evaluate import CheckpointEvaluationConfig
+    from speechssl.decoding.grid import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES
+
+    config = CheckpointEvaluationConfig(
+        checkpoint=args.checkpoint, data_dir=args.data_dir, subsets=tuple(_subsets(args.subset)),
+        decoder=decoder_config_from_args(args, validate=False), out_dir=args.out, greedy_out=args.greedy_out,
+        grid=args.grid, grid_lm_weights=tuple(args.grid_lm_weights or DEFAULT_LM_WEIGHTS),
+        grid_word_scores=tuple(args.grid_word_scores or DEFAULT_WORD_SCORES),
+        batch_seconds=args.batch_seconds, device=args.device, precision=args.precision,
+        num_workers=args.num_workers, allow_oov=args.allow_oov, vocab=args.vocab, progress=sys.stderr.isatty())
+    config.validate()  # the inputs, then the decoder's files, before the model is loaded
+    return config
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speechssl.cli.lm import load_vocab
-    from speechssl.decoding.factory import build_decoder
-    from speechssl.decoding.inference import load_ctc
+    from speechssl.decoding.evaluate import evaluate_checkpoint
 
-    _check_inputs(args)
-    decoder_config = decoder_config_from_args(args)
-    out_dir = args.out or (args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent) / "decode"
-    device = args.device or default_device()
-    tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
-    loaded = load_ctc(args.checkpoint, device=device, tokenizer=tokenizer, precision=args.precision)
-    args.precision = loaded.emitter.precision  # `auto` resolved, for the reports
-    if not args.allow_oov:  # every subset, before any compute
-        from speechssl.decoding.evaluate import check_subset_vocabulary
-
-        for subset in _subsets(args.subset):
-            check_subset_vocabulary(loaded.tokenizer, args.data_dir, subset)
-    decoder = build_decoder(decoder_config, loaded.tokenizer)
-    for index, subset in enumerate(_subsets(args.subset)):
+    for index, report in enumerate(evaluate_checkpoint(config_from_args(args))):
         if index:
             print()
-        _evaluate_subset(args, subset, loaded, decoder, decoder_config, out_dir, device, grid=args.grid and not index)
+        _print_report(report)
     return 0
 
 
-def _evaluate_subset(args: argparse.Namespace, subset: str, loaded, decoder, decoder_config, out_dir: Path,
-                     device: str, *, grid: bool) -> None:
-    """Decode one subset and write its reports; with ``grid``, tune the LM weight and word score on it first
-    (the best setting then stays in ``decoder_config`` for the subsets that follow)."""
-    from speechssl.decoding.evaluate import EvaluateConfig, compute_emissions, evaluate
-    from speechssl.decoding.grid import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES, grid_search
+def _print_report(report) -> None:
+    """The grid's line (when it ran) and the table of one subset's decoding."""
+    from speechssl.decoding.report import format_table
 
-    eval_config = EvaluateConfig(subset=subset, batch_seconds=args.batch_seconds,
-                                 normalize=loaded.emitter.normalize, num_workers=args.num_workers,
-                                 progress=sys.stderr.isatty(), allow_oov=True)  # checked by _run
-    data = compute_emissions(loaded.emitter, args.data_dir, loaded.tokenizer, eval_config)
-
-    if grid:
-        result = grid_search(decoder, data.emissions, data.references,  # type: ignore[arg-type]
-                             lm_weights=args.grid_lm_weights or DEFAULT_LM_WEIGHTS,
-                             word_scores=args.grid_word_scores or DEFAULT_WORD_SCORES)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        grid_path = out_dir / f"grid-{subset}.tsv"
-        grid_path.write_text("lm_weight\tword_score\twer\n" + "".join(
-            f"{p.lm_weight:g}\t{p.word_score:g}\t{100 * p.wer:.2f}\n" for p in result.points))
-        decoder_config.beam.lm_weight = result.best.lm_weight
-        decoder_config.beam.word_score = result.best.word_score
-        print(f"grid: {len(result.points)} settings, best lm_weight {result.best.lm_weight:g} "
-              f"word_score {result.best.word_score:g} (WER {100 * result.best.wer:.2f} %) -> {grid_path}")
-
-    _report(args, subset, data, evaluate(decoder, data, progress=sys.stderr.isatty()), decoder_config, out_dir,
-            device)
-    if args.greedy_out is not None:
-        from speechssl.decoding.factory import DecoderConfig, build_decoder
-
-        greedy_config = DecoderConfig(decoder="viterbi")
-        greedy = build_decoder(greedy_config, loaded.tokenizer)
-        print()
-        _report(args, subset, data, evaluate(greedy, data, progress=False), greedy_config, args.greedy_out, device)
-
-
-def _report(args: argparse.Namespace, subset: str, data, evaluation, decoder_config, out_dir: Path,
-            device: str) -> None:
-    """Write the result files of one decoding of ``subset`` and print its table."""
-    from speechssl.decoding.report import format_table, write_report
-
-    s = evaluation.score
-    audio = data.audio_seconds
-    speed = {
-        "audio_seconds": round(audio, 3),
-        "model_seconds": round(data.model_seconds, 3),
-        "decode_seconds": round(evaluation.decode_seconds, 3),
-        "model_x_real_time": round(audio / data.model_seconds, 2) if data.model_seconds > 0 else None,
-        "decode_x_real_time": round(audio / evaluation.decode_seconds, 2) if evaluation.decode_seconds > 0 else None,
-        "device": str(device),
-        "precision": args.precision,
-        "checkpoint": str(args.checkpoint),
-        "data_dir": str(args.data_dir),
-        "dropped_utterances": data.num_dropped,
-    }
-    files = write_report(s, out_dir, subset=subset, settings=decoder_config.to_dict(), extra=speed,
-                         settings_name=decoder_config.describe())
+    if report.grid is not None:
+        best = report.grid.best
+        print(f"grid: {len(report.grid.points)} settings, best lm_weight {best.lm_weight:g} "
+              f"word_score {best.word_score:g} (WER {100 * best.wer:.2f} %) -> {report.grid_file}")
+    s = report.evaluation.score
     w = s.words
+    speed = report.speed
     rows = [
-        ("subset", f"{subset} ({len(s.utterances)} utterances, {audio:.1f} s)"),
-        ("decoder", decoder_config.describe()),
+        ("subset", f"{report.subset} ({len(s.utterances)} utterances, {report.audio_seconds:.1f} s)"),
+        ("decoder", report.decoder.describe()),
         ("WER", (f"{100 * s.wer:.2f} %  [{w.errors} / {w.reference_length}: {w.insertions} ins, "
                  f"{w.deletions} del, {w.substitutions} sub]")),
         ("CER", f"{100 * s.cer:.2f} %"),
-        ("speed", (f"model {speed['model_x_real_time']}x real time ({args.precision}), "
+        ("speed", (f"model {speed['model_x_real_time']}x real time ({speed['precision']}), "
                    f"decoder {speed['decode_x_real_time']}x")),
-        ("results", str(files.summary.parent)),
+        ("results", str(report.files.summary.parent)),
     ]
     print(format_table(rows))
 

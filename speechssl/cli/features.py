@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speechssl.cli.evaluate import default_device
+    from speechssl.cli.decoding_args import default_device
     from speechssl.decoding.features import FeatureDumpConfig, dump_features, parse_layers
     from speechssl.interop import load_model
 

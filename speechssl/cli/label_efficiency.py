@@ -62,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from speechssl.cli.main import main
     from speechssl.recipes.label_efficiency import LabelEfficiencyConfig, parse_minutes, run_label_efficiency
 
     try:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             finetune_overrides=(*shlex.split(args.finetune_overrides), *args.override),
             pretrained_overrides=tuple(args.pretrained_override), scratch_overrides=tuple(args.scratch_override),
             evaluate_args=tuple(shlex.split(args.evaluate_args)), checkpoint=args.checkpoint,
-            in_process=args.in_process)
+            in_process=main if args.in_process else None)
         result = run_label_efficiency(cfg)
     except (FileNotFoundError, ValueError) as exc:
         print(f"speechssl label-efficiency: {exc}", file=sys.stderr)

@@ -12,7 +12,6 @@ built-in English letters.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -36,18 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lex.add_argument("--vocab", type=Path, default=None, help="the model's vocabulary")
 
 
-def load_vocab(path: Path | None):
-    """A tokenizer from a vocabulary file (JSON list, HF vocab.json, fairseq dict.ltr.txt) or the default."""
+def _tokenizer(path: Path | None):
+    """``--vocab``'s tokenizer, or the built-in English letters without it."""
     from speechssl.data.tokenizer import LetterTokenizer
 
     if path is None:
         return LetterTokenizer.default_english()
     if not path.is_file():
         raise FileNotFoundError(f"--vocab: file not found: {path}")
-    if path.suffix == ".json":
-        content = json.loads(path.read_text(encoding="utf-8"))
-        return LetterTokenizer.from_hf_vocab(path) if isinstance(content, dict) else LetterTokenizer.load(path)
-    return LetterTokenizer.from_fairseq_dict(path)
+    return LetterTokenizer.from_file(path)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -61,7 +57,7 @@ def _build(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"TEXT: transcript file not found: {path}")
     config = LMBuildConfig(order=args.order, unit=args.unit, normalize=not args.no_normalize)
     config.validate()
-    tokenizer = load_vocab(args.vocab)
+    tokenizer = _tokenizer(args.vocab)
     sentences = chain.from_iterable(read_transcripts(p) for p in args.text)
     result = build_arpa(sentences, args.out, config, show_progress=sys.stderr.isatty())
     counts = ", ".join(f"{n + 1}-grams {c}" for n, c in enumerate(result.ngram_counts))
@@ -85,7 +81,7 @@ def _lexicon(args: argparse.Namespace) -> int:
 
     if not args.words.is_file():
         raise FileNotFoundError(f"WORDS: file not found: {args.words}")
-    tokenizer = load_vocab(args.vocab)
+    tokenizer = _tokenizer(args.vocab)
     with open(args.words, encoding="utf-8") as f:
         is_arpa = f.readline().strip() == "\\data\\" or args.words.suffix == ".arpa"
     if is_arpa:

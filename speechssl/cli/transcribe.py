@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from speechssl.cli.evaluate import add_decoder_arguments, add_precision_argument
+    from speechssl.cli.decoding_args import add_decoder_arguments, add_precision_argument
     from speechssl.cli.raw_audio import add_raw_format_arguments
 
     parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
@@ -54,10 +54,11 @@ def _plot_path(plot: Path, audio: Path, several: bool) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speechssl.cli.evaluate import decoder_config_from_args, default_device
-    from speechssl.cli.lm import load_vocab
+    from speechssl.cli.decoding_args import decoder_config_from_args, default_device
     from speechssl.cli.raw_audio import raw_format_from_args
-    from speechssl.data.audio import RAW_EXTENSIONS, AudioError, load_audio
+    from speechssl.data.audio import RAW_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio
+    from speechssl.data.tokenizer import LetterTokenizer
+    from speechssl.decoding.ctc import frame_shift_seconds
     from speechssl.decoding.factory import build_decoder
     from speechssl.decoding.inference import load_ctc
     from speechssl.decoding.transcribe import ChunkConfig, transcribe
@@ -74,10 +75,12 @@ def _run(args: argparse.Namespace) -> int:
     chunking.validate()
     raw_format = raw_format_from_args(args)
     decoder_config = decoder_config_from_args(args)
-    tokenizer = load_vocab(args.vocab) if args.vocab is not None else None
+    tokenizer = LetterTokenizer.from_file(args.vocab) if args.vocab is not None else None
     loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer,
                       precision=args.precision)
-    decoder = build_decoder(decoder_config, loaded.tokenizer)
+    geometry = loaded.emitter.geometry
+    chunking.validate(geometry)
+    decoder = build_decoder(decoder_config, loaded.tokenizer, frame_shift=frame_shift_seconds(geometry))
 
     skipped = 0
     with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
@@ -91,9 +94,10 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"speechssl transcribe: skipped {exc}{hint}", file=sys.stderr)
                 skipped += 1
                 continue
-            if len(samples) < 400:
-                print(f"speechssl transcribe: skipped {path}: shorter than 25 ms ({len(samples)} samples at "
-                      "16 kHz)", file=sys.stderr)
+            if len(samples) < geometry.receptive_field:  # not a single frame
+                print(f"speechssl transcribe: skipped {path}: shorter than "
+                      f"{1000 * geometry.receptive_field / SAMPLE_RATE:g} ms ({len(samples)} samples at "
+                      f"{SAMPLE_RATE / 1000:g} kHz)", file=sys.stderr)
                 skipped += 1
                 continue
             waveform = loaded.emitter.prepare(samples)

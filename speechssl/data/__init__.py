@@ -2,6 +2,7 @@
 
 from speechssl.data.audio import (
     AN4_RAW,
+    SAMPLE_RATE,
     AudioError,
     AudioInfo,
     RawFormat,
@@ -11,7 +12,7 @@ from speechssl.data.audio import (
 )
 from speechssl.data.collate import AudioItem, LabeledBatch, UnlabeledBatch, collate_labeled, collate_unlabeled
 from speechssl.data.datasets import AudioDatasetConfig, LabeledAudioDataset, UnlabeledAudioDataset
-from speechssl.data.loader import AudioDataLoader, LoaderConfig, build_dataloader
+from speechssl.data.loader import AudioDataLoader, LoaderConfig, build_dataloader, inference_loader
 from speechssl.data.manifest import (
     LabeledSplit,
     Manifest,
@@ -30,10 +31,11 @@ from speechssl.data.sampler import BucketBatchSampler
 from speechssl.data.tokenizer import LetterTokenizer
 
 __all__ = [
-    "AN4_RAW", "AudioDataLoader", "AudioDatasetConfig", "AudioError", "AudioInfo", "AudioItem",
+    "AN4_RAW", "SAMPLE_RATE", "AudioDataLoader", "AudioDatasetConfig", "AudioError", "AudioInfo", "AudioItem",
     "BucketBatchSampler", "LabeledAudioDataset", "LabeledBatch", "LabeledSplit", "LetterTokenizer",
     "LoaderConfig", "Manifest", "ManifestEntry", "RawFormat", "UnlabeledAudioDataset", "UnlabeledBatch",
-    "audio_info", "build_dataloader", "collate_labeled", "collate_unlabeled", "load_audio",
+    "audio_info", "build_dataloader", "collate_labeled", "collate_unlabeled", "inference_loader",
+    "load_audio",
     "normalize_transcript", "read_labels", "read_letter_dict", "read_manifest", "read_split",
     "resampled_length", "words_to_letters", "write_labels", "write_letter_dict", "write_manifest",
 ]

@@ -14,7 +14,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-TARGET_SAMPLE_RATE = 16000
+SAMPLE_RATE = 16_000
+"""The one sampling rate of the pipeline: every waveform is read, batched and fed to a model at this rate, and
+the model's frame geometry (`Wav2Vec2Config.frame_stride`, `receptive_field`) counts samples at it."""
 # fairseq normalises waveforms with F.layer_norm(x, x.shape), whose epsilon is 1e-5.
 NORMALIZE_EPS = 1e-5
 
@@ -46,7 +48,7 @@ def audio_error_message(exc: BaseException) -> str | None:
 class RawFormat:
     """How to read a headerless file (e.g. AN4's big-endian 16-bit PCM)."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """Sampling rate of the samples in the file."""
     channels: int = 1
     """Interleaved channel count."""
@@ -100,12 +102,12 @@ class AudioInfo:
         """Seconds."""
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
-    def num_samples(self, sample_rate: int = TARGET_SAMPLE_RATE) -> int:
+    def num_samples(self, sample_rate: int = SAMPLE_RATE) -> int:
         """Length after :func:`load_audio` resamples to ``sample_rate``."""
         return resampled_length(self.frames, self.sample_rate, sample_rate)
 
 
-def resampled_length(frames: int, source_rate: int, target_rate: int = TARGET_SAMPLE_RATE) -> int:
+def resampled_length(frames: int, source_rate: int, target_rate: int = SAMPLE_RATE) -> int:
     """``round(frames * target / source)`` with halves up: the length soxr returns."""
     if source_rate == target_rate:
         return int(frames)
@@ -141,7 +143,7 @@ def normalize_waveform(waveform: np.ndarray) -> np.ndarray:
     return ((x - mean) / np.sqrt(var + NORMALIZE_EPS)).astype(np.float32)
 
 
-def resample(waveform: np.ndarray, source_rate: int, target_rate: int = TARGET_SAMPLE_RATE) -> np.ndarray:
+def resample(waveform: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 ``(L,)`` -> ``(round(L * target / source),)`` with soxr's high-quality filter."""
     if source_rate == target_rate:
         return waveform
@@ -150,7 +152,7 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int = TARGET_S
 
 def load_audio(
     path: str | Path,
-    sample_rate: int = TARGET_SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE,
     *,
     normalize: bool = False,
     raw_format: RawFormat | None = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch.utils.data
 
-from speechssl.data.audio import AudioError, RawFormat, load_audio
+from speechssl.data.audio import SAMPLE_RATE, AudioError, RawFormat, load_audio
 from speechssl.data.collate import AudioItem, LabeledBatch, UnlabeledBatch, collate_labeled, collate_unlabeled
 from speechssl.data.manifest import Manifest, letters_to_words, read_split
 from speechssl.data.tokenizer import LetterTokenizer
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class AudioDatasetConfig:
     """How utterances are loaded and batched. Defaults are fairseq's BASE pretraining values."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """Rate the model expects; files at other rates are resampled."""
     max_sample_size: int | None = 250000
     """Pretraining: longer utterances are randomly cropped to this. Fine-tuning: longer ones are dropped.

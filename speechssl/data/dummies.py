@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16_000
+from speechssl.data.audio import SAMPLE_RATE
+
 TONES: dict[str, float] = {"A": 400.0, "B": 900.0, "C": 1600.0}
 """Frequency of each tone word (Hz)."""
 COMMONVOICE_HEADER = ("client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent")

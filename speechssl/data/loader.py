@@ -126,3 +126,14 @@ def build_dataloader(
         required_batch_size_multiple=config.required_batch_size_multiple, shuffle=config.shuffle,
         seed=config.seed, num_replicas=num_replicas, rank=rank)
     return AudioDataLoader(dataset, sampler, config)
+
+
+def inference_loader(dataset: UnlabeledAudioDataset | LabeledAudioDataset, *, max_tokens: int,
+                     num_workers: int = 0) -> AudioDataLoader:
+    """The loader of evaluation, validation scoring and feature dumps: batches in ascending length (little
+    padding), never shuffled, under ``max_tokens`` padded samples; an utterance longer than that gets a batch
+    of its own instead of being refused (inference holds no gradients)."""
+    lengths = dataset.batch_lengths
+    budget = max(int(max_tokens), int(lengths.max()) if len(lengths) else 1)
+    return build_dataloader(dataset, LoaderConfig(max_tokens=budget, shuffle=False, required_batch_size_multiple=1,
+                                                  num_workers=num_workers))

@@ -118,6 +118,18 @@ class LetterTokenizer:
             raise ValueError(f"{path}: expected a JSON list of symbols, got {type(symbols).__name__}")  # noqa: TRY004
         return cls(symbols, **kwargs)
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> LetterTokenizer:
+        """A model's vocabulary file, told apart by content: a JSON list (:meth:`save`), a Hugging Face
+        ``vocab.json`` (an object) or a fairseq ``dict.ltr.txt`` (any other suffix)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"vocabulary file not found: {path}")
+        if path.suffix == ".json":
+            content = json.loads(path.read_text(encoding="utf-8"))
+            return cls.from_hf_vocab(path) if isinstance(content, dict) else cls.load(path)
+        return cls.from_fairseq_dict(path)
+
     def save(self, path: str | Path) -> None:
         """Write the symbols as a JSON list (ids are positions)."""
         Path(path).write_text(json.dumps(self.symbols, ensure_ascii=False) + "\n", encoding="utf-8")

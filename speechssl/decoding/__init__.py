@@ -2,8 +2,10 @@
 
 Modules: ``ctc`` (greedy decoding, word times, forced alignment), ``beam`` (flashlight-text beam search with
 KenLM), ``lm`` (ARPA estimation), ``lexicon``, ``wer`` (jiwer scores), ``report`` (result files), ``grid``
-(LM weight / word score tuning), ``inference`` (model -> emissions), ``evaluate`` (a subset end to end),
-``transcribe`` (chunked long audio), ``features`` (layer-wise dumps), ``plot``, ``factory``.
+(LM weight / word score tuning), ``inference`` (model -> emissions), ``evaluate`` (a subset or a checkpoint
+end to end: what `speechssl evaluate` reports and fine-tuning validates with), ``transcribe`` (chunked long
+audio), ``features`` (layer-wise dumps), ``plot``, ``factory``. Frame times come from the model's
+``FrameGeometry`` (``frame_shift_seconds``).
 """
 
 from speechssl.decoding.beam import BeamSearchConfig, BeamSearchDecoder
@@ -14,6 +16,7 @@ from speechssl.decoding.ctc import (
     TokenSpan,
     WordSpan,
     forced_align,
+    frame_shift_seconds,
 )
 from speechssl.decoding.factory import DecoderConfig, build_decoder
 from speechssl.decoding.lexicon import Lexicon, lexicon_from_words
@@ -40,6 +43,7 @@ __all__ = [
     "build_arpa",
     "build_decoder",
     "forced_align",
+    "frame_shift_seconds",
     "lexicon_from_words",
     "score",
     "transcribe",

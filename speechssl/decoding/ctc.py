@@ -21,8 +21,17 @@ from typing import Protocol
 import numpy as np
 import torch
 
-# 320 samples per frame at 16 kHz: the product of the feature encoder's strides (5*2*2*2*2*2*2).
-FRAME_SHIFT_SECONDS = 0.02
+from speechssl.data.audio import SAMPLE_RATE
+from speechssl.models.config import FrameGeometry, Wav2Vec2Config
+
+
+def frame_shift_seconds(geometry: FrameGeometry, sample_rate: int = SAMPLE_RATE) -> float:
+    """Seconds between two emission frames of a model with this ``geometry`` (its config's)."""
+    return geometry.frame_stride / sample_rate
+
+
+FRAME_SHIFT_SECONDS = frame_shift_seconds(Wav2Vec2Config().geometry)
+"""The frame shift of wav2vec 2.0's feature encoder (0.02 s): what decoders built without a model assume."""
 
 
 class Tokenizer(Protocol):
@@ -172,7 +181,8 @@ class GreedyCTCDecoder:
 
     Args:
         tokenizer: maps ids to text; its ``blank_index`` and ``word_delimiter_index`` are used.
-        frame_shift: seconds per emission frame (0.02 for wav2vec 2.0).
+        frame_shift: seconds per emission frame (``frame_shift_seconds(config.geometry)``; wav2vec 2.0's by
+            default).
     """
 
     def __init__(self, tokenizer: Tokenizer, *, frame_shift: float = FRAME_SHIFT_SECONDS) -> None:

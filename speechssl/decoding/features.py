@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechssl.decoding.inference import num_frames
+from speechssl.data.audio import SAMPLE_RATE
 
 FORMATS = ("npy", "safetensors")
 
@@ -97,8 +97,8 @@ def dump_features(encoder: torch.nn.Module, data_dir: str | Path, out_dir: str |
                   config: FeatureDumpConfig, *, device: str | torch.device = "cpu") -> FeatureDump:
     """Run ``encoder`` (a ``Wav2Vec2Encoder``) over ``<data_dir>/<subset>.tsv`` and write the chosen layers."""
     from speechssl.data.datasets import AudioDatasetConfig, UnlabeledAudioDataset
+    from speechssl.data.loader import inference_loader
     from speechssl.data.manifest import read_manifest
-    from speechssl.data.sampler import BucketBatchSampler
 
     num_layers = len(encoder.context.layers)
     config.validate(num_layers)
@@ -108,7 +108,7 @@ def dump_features(encoder: torch.nn.Module, data_dir: str | Path, out_dir: str |
     manifest = read_manifest(manifest_path)
     dataset = UnlabeledAudioDataset(manifest, AudioDatasetConfig(max_sample_size=None, min_sample_size=0, pad=True,
                                                                  normalize=config.normalize))
-    frames = [num_frames(e.num_samples) for e in manifest.entries]
+    frames = [encoder.config.geometry.num_frames(e.num_samples) for e in manifest.entries]
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)  # (N + 1,)
     directory = Path(out_dir) / config.subset
     directory.mkdir(parents=True, exist_ok=True)
@@ -122,10 +122,7 @@ def dump_features(encoder: torch.nn.Module, data_dir: str | Path, out_dir: str |
             arrays[k] = np.lib.format.open_memmap(path, mode="w+", dtype=np_dtype, shape=(int(offsets[-1]), dim))
             files.append(path)
 
-    lengths = dataset.batch_lengths
-    budget = max(int(config.batch_seconds * 16000), int(lengths.max()) if len(lengths) else 1)
-    sampler = BucketBatchSampler(lengths, max_tokens=budget, shuffle=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)
+    loader = inference_loader(dataset, max_tokens=int(config.batch_seconds * SAMPLE_RATE))
     encoder = encoder.eval().to(device)
     start = time.perf_counter()
     with torch.inference_mode():

@@ -2,17 +2,18 @@
 
 ``ModelEmitter`` wraps a ``Wav2Vec2ForCTC`` (the contract: ``model(waveforms (B, L), padding_mask (B, L))
 -> CTCOutput(logits (B, T, V), padding_mask (B, T) | None, lengths (B,))``) and returns log-softmax
-emissions with their valid lengths. Anything with the same call signature as ``ModelEmitter.__call__``
-(an ``EmissionModel``) can stand in for it, e.g. a fake model in tests. ``ModelEmitter`` also takes a
+emissions with their valid lengths. Anything with the same call signature as ``ModelEmitter.__call__`` and
+the model's frame ``geometry`` (an ``EmissionModel``) can stand in for it, e.g. a fake model in tests. ``ModelEmitter`` also takes a
 whole recording's ``waveform_statistics`` so that chunks of it are normalised as the whole (see
 ``speechssl.decoding.transcribe``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,21 +21,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from speechssl.data.audio import normalize_waveform
+from speechssl.models.config import FrameGeometry, Wav2Vec2Config
 from speechssl.models.feature_encoder import FeatureEncoder, WaveformStatistics
-from speechssl.training.precision import autocast, resolve_precision
-
-SAMPLES_PER_FRAME = 320
-"""Total stride of the feature encoder (5*2*2*2*2*2*2)."""
-RECEPTIVE_FIELD = 400
-"""Samples seen by one frame of the feature encoder."""
-
-
-def num_frames(num_samples: int) -> int:
-    """Frames the conv feature encoder gives for ``num_samples``: ``floor((L - 400) / 320) + 1`` (0 if L < 400).
-
-    Layer by layer ``floor((L - k) / s) + 1`` composes to this closed form for the wav2vec 2.0 stack.
-    """
-    return 0 if num_samples < RECEPTIVE_FIELD else (num_samples - RECEPTIVE_FIELD) // SAMPLES_PER_FRAME + 1
+from speechssl.models.precision import autocast, resolve_precision
 
 
 @dataclass(kw_only=True)
@@ -47,8 +36,16 @@ class Emissions:
     """``(B,)`` valid frames per utterance."""
 
 
-EmissionModel = Callable[[torch.Tensor, "torch.Tensor | None"], Emissions]
-"""``(waveforms (B, L), padding_mask (B, L) True where padded | None) -> Emissions``."""
+class EmissionModel(Protocol):
+    """What evaluation and transcription run: waveforms in, CTC emissions out, and the model's frame geometry
+    (where its frames sit on the samples, from its config)."""
+
+    geometry: FrameGeometry
+    """The model's frame stride and receptive field (`Wav2Vec2Config.geometry`)."""
+
+    def __call__(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None) -> Emissions:
+        """``waveforms (B, L)``, ``padding_mask (B, L)`` True where padded (or None) -> emissions."""
+        ...
 
 
 class ModelEmitter:
@@ -70,6 +67,7 @@ class ModelEmitter:
         self.precision = resolve_precision(precision, self.device, key="--precision")
         self.model = model.eval().to(device)
         self.normalize = normalize
+        self.geometry: FrameGeometry = model.config.geometry
 
     @torch.inference_mode()
     def __call__(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None, *,
@@ -154,26 +152,6 @@ def pad_batch(waveforms: Sequence[np.ndarray]) -> PaddedBatch:
     return PaddedBatch(waveforms=batch, padding_mask=mask)
 
 
-def length_sorted_batches(lengths: Sequence[int], max_samples: int) -> Iterator[list[int]]:
-    """Indices grouped longest first so that ``len(batch) * longest <= max_samples`` (one item at least).
-
-    Sorting by length keeps padding small; inference needs no shuffling, so this is simpler than the
-    training sampler (which also buckets and shuffles by seed).
-    """
-    if max_samples <= 0:
-        raise ValueError(f"`max_samples` must be > 0, got {max_samples}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batch: list[int] = []
-    for index in order:
-        longest = lengths[batch[0]] if batch else lengths[index]
-        if batch and (len(batch) + 1) * longest > max_samples:
-            yield batch
-            batch = []
-        batch.append(index)
-    if batch:
-        yield batch
-
-
 @dataclass(kw_only=True)
 class LoadedCTC:
     """A CTC model ready for inference."""
@@ -182,8 +160,8 @@ class LoadedCTC:
     """Waveforms -> emissions."""
     tokenizer: object
     """The ``LetterTokenizer`` whose symbols index the model's outputs."""
-    config: object
-    """The model's ``Wav2Vec2Config``."""
+    config: Wav2Vec2Config
+    """The model's configuration."""
 
 
 def load_ctc(src: str | Path, *, device: str | torch.device = "cpu", tokenizer=None,

@@ -1,8 +1,9 @@
 """Transcribing recordings of any length: overlapping chunks, emissions merged frame-exactly, one decode.
 
-A long recording is cut into chunks of ``chunk_seconds`` that overlap by at least ``overlap_seconds``. Chunk starts are
-multiples of 320 samples, so chunk frame ``j`` is exactly global frame ``start / 320 + j`` (the conv encoder
-is shift-equivariant by its total stride). In each overlap the frames of the earlier chunk are kept up to the
+A long recording is cut into chunks of ``chunk_seconds`` that overlap by at least ``overlap_seconds``. Chunk
+starts are multiples of the model's frame stride (``FrameGeometry.frame_stride``, from its config), so chunk
+frame ``j`` is exactly global frame ``start / frame_stride + j`` (the conv encoder is shift-equivariant by its
+total stride). In each overlap the frames of the earlier chunk are kept up to the
 middle of the overlap and those of the later chunk after it, so every frame away from a chunk edge sees at
 least half the overlap of context on both sides. The merged ``(T, V)`` emissions are decoded once, so a word
 that straddles a seam is decoded once: nothing is dropped or repeated, and word times come from one
@@ -23,8 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from speechssl.decoding.ctc import FRAME_SHIFT_SECONDS, CTCDecoder, Hypothesis, WordSpan
-from speechssl.decoding.inference import SAMPLES_PER_FRAME, EmissionModel, num_frames, pad_batch
+from speechssl.data.audio import SAMPLE_RATE
+from speechssl.decoding.ctc import CTCDecoder, Hypothesis, WordSpan
+from speechssl.decoding.inference import EmissionModel, pad_batch
+from speechssl.models.config import FrameGeometry
 
 
 @dataclass(kw_only=True)
@@ -35,7 +38,7 @@ class ChunkConfig:
     """Chunk length; 0 or less means no chunking (the whole recording at once)."""
     overlap_seconds: float = 2.0
     """Overlap between consecutive chunks (at least one frame is kept so no frame is lost at a seam)."""
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     """Sampling rate of the waveforms."""
     batch_size: int = 4
     """Chunks of equal length run through the model together."""
@@ -43,63 +46,63 @@ class ChunkConfig:
     """Normalise every chunk with the whole recording's feature-encoder statistics (where the model's encoder
     has a GroupNorm over time), as the unchunked recording is normalised; False: each chunk with its own."""
 
-    def validate(self) -> None:
+    def validate(self, geometry: FrameGeometry | None = None) -> None:
+        """Check the settings; with the model's ``geometry``, also that a chunk holds at least 4 frames."""
         if self.chunk_seconds > 0:
             if self.overlap_seconds < 0:
                 raise ValueError(f"`overlap_seconds` must be >= 0, got {self.overlap_seconds}")
             if self.overlap_seconds >= self.chunk_seconds / 2:
                 raise ValueError(f"`overlap_seconds` must be < chunk_seconds / 2 = {self.chunk_seconds / 2}, "
                                  f"got {self.overlap_seconds}")
-            if self.chunk_samples < 4 * SAMPLES_PER_FRAME:
+            if geometry is not None and self.chunk_samples(geometry) < 4 * geometry.frame_stride:
                 raise ValueError(f"`chunk_seconds` must give at least 4 frames, got {self.chunk_seconds}")
         if self.sample_rate <= 0:
             raise ValueError(f"`sample_rate` must be > 0, got {self.sample_rate}")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}")
 
-    @property
-    def chunk_samples(self) -> int:
-        """Chunk length rounded down to whole frames."""
-        return int(self.chunk_seconds * self.sample_rate) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
+    def chunk_samples(self, geometry: FrameGeometry) -> int:
+        """Chunk length rounded down to whole frames of ``geometry``."""
+        stride = geometry.frame_stride
+        return int(self.chunk_seconds * self.sample_rate) // stride * stride
 
-    @property
-    def overlap_samples(self) -> int:
-        """Overlap rounded to whole frames, at least one frame: a frame needs 400 samples, so chunks that
-        only touch would leave the frame across the seam uncomputed."""
-        frames = round(self.overlap_seconds * self.sample_rate / SAMPLES_PER_FRAME)
-        return max(1, frames) * SAMPLES_PER_FRAME
+    def overlap_samples(self, geometry: FrameGeometry) -> int:
+        """Overlap rounded to whole frames, at least one frame: a frame needs a receptive field of samples
+        (more than one stride), so chunks that only touch would leave the frame across the seam uncomputed."""
+        frames = round(self.overlap_seconds * self.sample_rate / geometry.frame_stride)
+        return max(1, frames) * geometry.frame_stride
 
 
 @dataclass(kw_only=True)
 class Chunk:
     """A span of the recording run through the model on its own."""
 
+    start_frame: int
+    """Global index of the chunk's first frame."""
     start: int
-    """First sample (a multiple of 320)."""
+    """First sample: ``start_frame * frame_stride``."""
     end: int
     """One past the last sample."""
 
-    @property
-    def start_frame(self) -> int:
-        return self.start // SAMPLES_PER_FRAME
 
-
-def plan_chunks(num_samples: int, config: ChunkConfig) -> list[Chunk]:
+def plan_chunks(num_samples: int, config: ChunkConfig, geometry: FrameGeometry) -> list[Chunk]:
     """Chunk spans covering ``num_samples``: as few chunks as keep every overlap at least ``overlap_seconds``,
     spread evenly (the spare length widens every overlap instead of making the last chunk repeat most of the
-    one before); all are ``chunk_seconds`` long but the last, which ends at the end and is at least as long."""
-    config.validate()
-    size = config.chunk_samples
+    one before); all are ``chunk_seconds`` long but the last, which ends at the end and is at least as long.
+    Chunks start on ``geometry``'s frame grid."""
+    config.validate(geometry)
+    stride = geometry.frame_stride
+    size = config.chunk_samples(geometry)
     if config.chunk_seconds <= 0 or num_samples <= size:
-        return [Chunk(start=0, end=num_samples)]
-    last = (num_samples - size) // SAMPLES_PER_FRAME  # start frame of the last chunk
+        return [Chunk(start_frame=0, start=0, end=num_samples)]
+    last = (num_samples - size) // stride  # start frame of the last chunk
     if last == 0:  # less than a frame past one chunk: one chunk
-        return [Chunk(start=0, end=num_samples)]
-    hop = (size - config.overlap_samples) // SAMPLES_PER_FRAME  # the longest step that keeps the overlap
+        return [Chunk(start_frame=0, start=0, end=num_samples)]
+    hop = (size - config.overlap_samples(geometry)) // stride  # the longest step that keeps the overlap
     steps = -(-last // hop)  # chunks - 1
     step = -(-last // steps)  # <= hop
     starts = [k * step for k in range(steps) if k * step < last] + [last]
-    chunks = [Chunk(start=f * SAMPLES_PER_FRAME, end=f * SAMPLES_PER_FRAME + size) for f in starts]
+    chunks = [Chunk(start_frame=f, start=f * stride, end=f * stride + size) for f in starts]
     chunks[-1].end = num_samples
     return chunks
 
@@ -150,8 +153,8 @@ class Transcript:
 
 
 def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkConfig) -> torch.Tensor:
-    """``(L,)`` waveform -> merged ``(T, V)`` emissions computed chunk by chunk."""
-    chunks = plan_chunks(len(waveform), config)
+    """``(L,)`` waveform -> merged ``(T, V)`` emissions computed chunk by chunk on ``model.geometry``'s grid."""
+    chunks = plan_chunks(len(waveform), config, model.geometry)
     per_chunk: list[torch.Tensor | None] = [None] * len(chunks)
     extra = {}
     if len(chunks) > 1 and config.recording_statistics and hasattr(model, "waveform_statistics"):
@@ -169,15 +172,17 @@ def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkC
             out = model(batch.waveforms, None, **extra)
             for row, k in enumerate(group):
                 per_chunk[k] = out.log_probs[row, :int(out.lengths[row])]  # (T_k, V)
-    return merge_emissions(chunks, per_chunk, num_frames(len(waveform)))
+    return merge_emissions(chunks, per_chunk, model.geometry.num_frames(len(waveform)))
 
 
-def transcribe(waveform: np.ndarray, model: EmissionModel, decoder: CTCDecoder, config: ChunkConfig,
-               *, frame_shift: float = FRAME_SHIFT_SECONDS) -> Transcript:
-    """Transcribe a mono waveform ``(L,)`` at ``config.sample_rate`` (already normalised if the model wants)."""
-    config.validate()
+def transcribe(waveform: np.ndarray, model: EmissionModel, decoder: CTCDecoder, config: ChunkConfig) -> Transcript:
+    """Transcribe a mono waveform ``(L,)`` at ``config.sample_rate`` (already normalised if the model wants).
+
+    Word times are the decoder's (its ``frame_shift``: build it for the model, e.g. ``build_decoder(...,
+    frame_shift=frame_shift_seconds(model.geometry))``)."""
+    config.validate(model.geometry)
     emissions = chunked_emissions(np.asarray(waveform, dtype=np.float32), model, config)  # (T, V)
     hypothesis = decoder.decode(emissions.unsqueeze(0), torch.tensor([emissions.shape[0]]))[0]
     return Transcript(text=hypothesis.text, words=hypothesis.words, duration=len(waveform) / config.sample_rate,
-                      num_chunks=len(plan_chunks(len(waveform), config)), hypothesis=hypothesis,
+                      num_chunks=len(plan_chunks(len(waveform), config, model.geometry)), hypothesis=hypothesis,
                       emissions=emissions)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from speechssl.data.audio import SAMPLE_RATE
 from speechssl.data.tokenizer import LetterTokenizer
 from speechssl.interop.keymap import KeyMap, load_exact
 from speechssl.interop.loaded import LoadedModel, build_model, check_vocab
@@ -231,7 +232,7 @@ def export_hf_directory(
     (directory / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
     save_file(HF_KEYMAP.export_state_dict(state), str(directory / "model.safetensors"), metadata={"format": "pt"})
     preprocessor = {
-        "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1, "sampling_rate": 16000,
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1, "sampling_rate": SAMPLE_RATE,
         "padding_value": 0.0, "padding_side": "right", "do_normalize": cfg.normalize,
         # transformers passes attention_mask only to layer-norm models (group-norm ones leak padding)
         "return_attention_mask": cfg.extractor_mode == "layer_norm",

@@ -15,6 +15,28 @@ from typing import Any
 EXTRACTOR_MODES = ("group_norm", "layer_norm")
 
 
+@dataclass(frozen=True, kw_only=True)
+class FrameGeometry:
+    """Where a model's output frames sit on its input samples: what chunked transcription, feature dumps and
+    minimum lengths need to know about the feature encoder (`Wav2Vec2Config.geometry`).
+
+    Frame ``t`` sees samples ``[t * frame_stride, t * frame_stride + receptive_field)``. For a stack of
+    unpadded convolutions (kernel k_i, stride s_i) layer-by-layer ``floor((L - k) / s) + 1`` composes exactly to
+    ``floor((L - receptive_field) / frame_stride) + 1``, so these two numbers give every frame count.
+    """
+
+    frame_stride: int
+    """Samples between the starts of two consecutive frames (the product of the conv strides)."""
+    receptive_field: int
+    """Samples one frame sees; shorter input gives no frame at all."""
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the feature encoder gives for ``num_samples`` samples (0 below one receptive field)."""
+        if num_samples < self.receptive_field:
+            return 0
+        return (int(num_samples) - self.receptive_field) // self.frame_stride + 1
+
+
 @dataclass(kw_only=True)
 class Wav2Vec2Config:
     """Every size and regularisation knob of wav2vec 2.0 (defaults: BASE)."""
@@ -159,6 +181,11 @@ class Wav2Vec2Config:
             field_ += (k - 1) * jump
             jump *= s
         return field_
+
+    @property
+    def geometry(self) -> FrameGeometry:
+        """The feature encoder's frame stride and receptive field: the one source of frame arithmetic."""
+        return FrameGeometry(frame_stride=self.frame_stride, receptive_field=self.receptive_field)
 
     # ---------------------------------------------------------------- checks and (de)serialisation
     def validate(self) -> None:

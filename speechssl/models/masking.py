@@ -9,10 +9,14 @@ the batch's smallest masked count. About 49 % of frames are masked at p=0.65, le
 `sample_distractors` draws, for each masked step, K indices uniformly with replacement from the OTHER masked
 steps of the same utterance (fairseq ``sample_negatives``), vectorised over the batch, in transformers'
 ``sampled_negative_indices`` layout: (B, T, K) indices into the flattened B*T axis.
+
+Both take per-utterance seeds (`mask_seed`) so that an utterance's masks depend on the utterance, never on
+the batch it shares or the rank it lands on.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,6 +120,12 @@ def compute_mask_indices(
             idx = row_rngs[b].choice(idx, min_count, replace=False)
         mask[b, idx] = True
     return mask
+
+
+def mask_seed(seed: int, num_updates: int, utterance_id: int) -> int:
+    """A per-utterance mask seed: masks then depend on (seed, update, utterance), never on the batch an
+    utterance shares or the rank it lands on, so accumulation and DDP see the same masks as one big batch."""
+    return zlib.crc32(f"{seed}:{num_updates}:{utterance_id}".encode()) & 0x7FFFFFFF
 
 
 def compute_channel_mask(

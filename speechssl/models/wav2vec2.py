@@ -1,7 +1,7 @@
 """wav2vec 2.0: the shared encoder, the pretraining model and the CTC model.
 
-The encoder reads as its steps: feature encoder (CNN) -> LayerNorm -> projection to D -> time (and channel)
-masking -> context network. `Wav2Vec2ForPreTraining` adds the quantizer, the two projections to final_dim
+The encoder reads as its steps: `extract_features` (feature encoder CNN -> LayerNorm) -> projection to D ->
+`mask` (time, then channel masking) -> context network. `Wav2Vec2ForPreTraining` adds the quantizer, the two projections to final_dim
 and the contrastive objective; `Wav2Vec2ForCTC` adds dropout and a linear head.
 """
 
@@ -41,6 +41,20 @@ def smooth_conv_init_(feature_encoder: FeatureEncoder, share: float) -> None:
 def _numpy_rng() -> np.random.Generator:
     """A numpy generator seeded from torch's global RNG, so `torch.manual_seed` makes masks reproducible."""
     return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+
+
+@dataclass
+class FeatureExtractorOutput:
+    """Output of `Wav2Vec2Encoder.extract_features`: the CNN's frames, normalised, before projection."""
+
+    features: torch.Tensor
+    """(B, T, C) LayerNorm'ed CNN features."""
+    padding_mask: torch.Tensor | None
+    """(B, T) True at padded frames, or None when nothing is padded."""
+    lengths: torch.Tensor
+    """(B,) valid frames per utterance."""
+    feature_penalty: torch.Tensor
+    """Scalar fp32 mean of the squared CNN output over valid frames (before the LayerNorm)."""
 
 
 @dataclass
@@ -120,7 +134,7 @@ class Wav2Vec2Encoder(nn.Module):
         return_hidden_states: bool = False,
         waveform_statistics: WaveformStatistics | None = None,
     ) -> EncoderOutput:
-        """Encode a batch.
+        """Encode a batch: `extract_features` -> `project` -> `mask` -> context network.
 
         Args:
             waveforms: (B, L) float.
@@ -132,6 +146,22 @@ class Wav2Vec2Encoder(nn.Module):
             waveform_statistics: a whole recording's `feature_encoder.waveform_statistics`, to normalise
                 chunks of it as the whole (long-audio transcription); None: each row's own.
         """
+        feats = self.extract_features(waveforms, padding_mask, waveform_statistics)
+        x = self.dropout_input(self.feature_proj(feats.features))  # (B, T, D)
+        unmasked = self.dropout_features(feats.features)  # (B, T, C): the quantizer's input
+        x, mask_indices = self.mask(x, feats.padding_mask, mask_indices=mask_indices, apply_mask=apply_mask,
+                                    mask_seeds=mask_seeds)
+        ctx = self.context(x, feats.padding_mask, return_hidden_states=return_hidden_states)
+        return EncoderOutput(
+            last_hidden_state=ctx.last_hidden_state, features=unmasked, padding_mask=feats.padding_mask,
+            lengths=feats.lengths, mask_indices=mask_indices, feature_penalty=feats.feature_penalty,
+            hidden_states=ctx.hidden_states,
+        )
+
+    def extract_features(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                         waveform_statistics: WaveformStatistics | None = None) -> FeatureExtractorOutput:
+        """waveforms (B, L), padding_mask (B, L) True where padded -> LayerNorm'ed CNN features (B, T, C), their
+        frame padding and lengths, and the feature penalty."""
         batch_size = waveforms.shape[0]
         lengths = None
         if padding_mask is not None:
@@ -158,14 +188,19 @@ class Wav2Vec2Encoder(nn.Module):
         else:
             valid = (~frame_padding)[:, :, None].to(squares.dtype)  # (B, T, 1)
             penalty = (squares * valid).sum() / (valid.sum() * squares.shape[-1])
-        features = self.feature_norm(features)
-        x = self.dropout_input(self.feature_proj(features))  # (B, T, D)
-        unmasked = self.dropout_features(features)
+        return FeatureExtractorOutput(features=self.feature_norm(features), padding_mask=frame_padding,
+                                      lengths=frame_lengths, feature_penalty=penalty)
 
+    def mask(self, x: torch.Tensor, padding_mask: torch.Tensor | None, *, mask_indices: torch.Tensor | None = None,
+             apply_mask: bool = False, mask_seeds: Sequence[int] | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Time masking (x (B, T, D) replaced by the learned mask embedding at `mask_indices`, given or drawn)
+        then, when drawing, channel masking (channels zeroed over every frame). Returns x and the time mask."""
+        batch_size, num_frames = x.shape[:2]
         if mask_indices is None and apply_mask and self.config.mask_prob > 0:
-            mask_indices = self.make_time_mask((batch_size, num_frames), frame_padding, mask_seeds)
+            mask_indices = self.make_time_mask((batch_size, num_frames), padding_mask, mask_seeds)
         if mask_indices is not None:
-            mask_indices = self._check_mask(mask_indices, (batch_size, num_frames), frame_padding, x.device)
+            mask_indices = self._check_mask(mask_indices, (batch_size, num_frames), padding_mask, x.device)
             x = torch.where(mask_indices[:, :, None], self.mask_emb.to(x.dtype), x)
         if apply_mask and self.config.mask_channel_prob > 0:
             channels = compute_channel_mask(
@@ -173,13 +208,7 @@ class Wav2Vec2Encoder(nn.Module):
                 min_masks=self.config.mask_channel_min_masks, rng=_numpy_rng(),
             )
             x = x.masked_fill(torch.from_numpy(channels).to(x.device)[:, None, :], 0.0)  # (B, 1, D) over T
-
-        ctx = self.context(x, frame_padding, return_hidden_states=return_hidden_states)
-        return EncoderOutput(
-            last_hidden_state=ctx.last_hidden_state, features=unmasked, padding_mask=frame_padding,
-            lengths=frame_lengths, mask_indices=mask_indices, feature_penalty=penalty,
-            hidden_states=ctx.hidden_states,
-        )
+        return x, mask_indices
 
     @staticmethod
     def _check_mask(
@@ -361,14 +390,18 @@ class Wav2Vec2ForCTC(nn.Module):
 
     @classmethod
     def from_pretrained_encoder(
-        cls, pretrained: Wav2Vec2ForPreTraining | Wav2Vec2Encoder, vocab_size: int, **overrides
+        cls, pretrained: Wav2Vec2ForPreTraining | Wav2Vec2Encoder, vocab_size: int,
+        config: Wav2Vec2Config | None = None,
     ) -> Wav2Vec2ForCTC:
-        """A CTC model whose encoder starts from a pretraining model's encoder (quantizer, project_q and
-        final_proj are left behind, as fairseq's remove_pretraining_modules); `overrides` change config
-        fields that do not alter parameter shapes (dropouts, masking, layerdrop, feature_grad_mult)."""
+        """A CTC model whose encoder starts from a pretrained (or fine-tuned) encoder; a pretraining model's
+        quantizer, project_q and final_proj are left behind, as fairseq's remove_pretraining_modules.
+
+        `config` (default: the encoder's) may differ in fields that keep the parameter shapes (dropouts,
+        masking, layerdrop, feature_grad_mult): fine-tuning's settings on top of the pretrained architecture.
+        The head is freshly initialised.
+        """
         encoder = pretrained.encoder if isinstance(pretrained, Wav2Vec2ForPreTraining) else pretrained
-        cfg = encoder.config.replace(**overrides)
-        model = cls(cfg, vocab_size)
+        model = cls(config if config is not None else encoder.config, vocab_size)
         model.encoder.load_state_dict(encoder.state_dict())
         return model.to(next(encoder.parameters()).device)
 

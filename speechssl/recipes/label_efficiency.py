@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import TextIO
 
 from speechssl.data.manifest import LabeledSplit, read_split
+from speechssl.data.prepare.splits import duration_subset
 from speechssl.recipes.results import markdown_table, read_score, relative_reduction
 from speechssl.recipes.subsets import (
     SplitInfo,
     budget_name,
     copy_dictionaries,
     copy_split,
-    duration_subset,
     select,
     split_seconds,
     write_split,
@@ -98,9 +98,10 @@ class LabelEfficiencyConfig:
     checkpoint: str = "best"
     """Which checkpoint to evaluate: ``best`` (lowest validation WER; ``last`` when there is no valid split)
     or ``last``."""
-    in_process: bool = False
-    """Run each ``speechssl`` step inside this process (saves the seconds of start-up per step that matter for
-    tiny models); by default each step is a subprocess, which frees its memory (GPU included) when it ends."""
+    in_process: Callable[[list[str]], int] | None = None
+    """The ``speechssl`` entry point to run each step inside this process with (the CLI passes
+    ``speechssl.cli.main.main``; saves the seconds of start-up per step that matter for tiny models); None: each
+    step is a subprocess, which frees its memory (GPU included) when it ends."""
     command: tuple[str, ...] = (sys.executable, "-m", "speechssl.cli.main")
     """How to start ``speechssl`` in a subprocess (the Python running this, by default)."""
 
@@ -243,7 +244,7 @@ def draw_subsets(cfg: LabelEfficiencyConfig, train: LabeledSplit) -> dict[float,
     budgets = dict(record.get("budgets", {}))
     infos: dict[float, SplitInfo] = {}
     for minutes in cfg.minutes:
-        indices = duration_subset(train.manifest, minutes * 60, cfg.seed)
+        indices = duration_subset(train.manifest.sizes, minutes * 60, cfg.seed)
         info = write_split(data_out, f"train_{budget_name(minutes)}", select(train, indices))
         drawn = {"minutes": minutes, "utterances": info.utterances, "seconds": round(info.seconds, 3)}
         if budgets.get(info.name, drawn) != drawn:
@@ -317,7 +318,7 @@ def run_step(cfg: LabelEfficiencyConfig, marker: Path, args: list[str], log_path
     log(f"{what}: speechssl {' '.join(args)}")
     start = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as out:
-        code = _in_process(args, out) if cfg.in_process else subprocess.run(
+        code = _in_process(cfg.in_process, args, out) if cfg.in_process is not None else subprocess.run(
             [*cfg.command, *args], check=False, stdout=out, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1")).returncode
     if code != 0:
@@ -329,10 +330,9 @@ def run_step(cfg: LabelEfficiencyConfig, marker: Path, args: list[str], log_path
     return True
 
 
-def _in_process(args: list[str], out: TextIO) -> int:
-    """``speechssl ARGS`` in this process, its output into ``out``; the exit code (1 on an exception)."""
-    from speechssl.cli.main import main
-
+def _in_process(main: Callable[[list[str]], int], args: list[str], out: TextIO) -> int:
+    """``main(ARGS)`` (the ``speechssl`` entry point) in this process, its output into ``out``; the exit code
+    (1 on an exception)."""
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             return int(main(args) or 0)

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from speechssl.data.audio import SAMPLE_RATE
 from speechssl.data.manifest import (
     LabeledSplit,
     Manifest,
@@ -23,8 +22,7 @@ from speechssl.data.manifest import (
     write_labels,
     write_manifest,
 )
-
-SAMPLE_RATE = 16_000
+from speechssl.data.prepare.splits import duration_subset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,27 +52,9 @@ def split_seconds(split: LabeledSplit) -> float:
     return split.manifest.total_samples / SAMPLE_RATE
 
 
-def duration_subset(manifest: Manifest, seconds: float, seed: int) -> list[int]:
-    """Indices (ascending) of a seeded random subset holding at least ``seconds`` of audio.
-
-    Utterances are taken in one seeded random order until the budget is reached, so with the same seed a
-    larger budget contains every smaller one (the 10-minute set is inside the 1-hour set, as Libri-light's).
-    Raises ValueError when the manifest is shorter than the budget.
-    """
-    total = manifest.total_samples / SAMPLE_RATE
-    if seconds <= 0:
-        raise ValueError(f"subset duration must be > 0 seconds, got {seconds}")
-    if total < seconds:
-        raise ValueError(f"a {seconds / 60:g}-minute subset was asked of a split holding {total / 60:.2f} minutes")
-    order = np.random.default_rng(seed).permutation(len(manifest))
-    cumulative = np.cumsum(manifest.sizes[order]) / SAMPLE_RATE  # (N,) seconds after taking each utterance
-    count = int(np.searchsorted(cumulative, seconds)) + 1  # first prefix reaching the budget
-    return sorted(order[:count].tolist())
-
-
 def hold_out(manifest: Manifest, seconds: float, seed: int) -> tuple[list[int], list[int]]:
     """``(rest, held)`` indices: a seeded ``seconds`` of audio held out (e.g. a test set) and the rest."""
-    held = duration_subset(manifest, seconds, seed)
+    held = duration_subset(manifest.sizes, seconds, seed)
     chosen = set(held)
     return [i for i in range(len(manifest)) if i not in chosen], held
 

@@ -14,6 +14,7 @@ from speechssl.data import (
     read_letter_dict,
 )
 from speechssl.data.loader import AudioDataLoader
+from speechssl.models.config import FrameGeometry
 from speechssl.training.config import DataSection
 from speechssl.training.distributed import DistInfo
 
@@ -32,23 +33,30 @@ def tokenizer_from_data(data: DataSection) -> LetterTokenizer:
     return LetterTokenizer(symbols)
 
 
-def _dataset_config(data: DataSection, *, seed: int, train: bool, labeled: bool) -> AudioDatasetConfig:
+def _dataset_config(data: DataSection, *, seed: int, train: bool, labeled: bool,
+                    geometry: FrameGeometry) -> AudioDatasetConfig:
     if labeled:
         # Fine-tuning never crops (targets cover the whole utterance); long ones are dropped and counted.
         return AudioDatasetConfig(max_sample_size=data.max_sample_size, min_sample_size=data.min_sample_size,
                                   normalize=data.normalize, pad=True, skip_bad_files=data.skip_bad_files,
                                   seed=seed)
     return AudioDatasetConfig(max_sample_size=data.max_sample_size,
-                              min_sample_size=data.min_sample_size if train else min(data.min_sample_size, 400),
+                              # validation keeps every utterance that gives the model a frame
+                              min_sample_size=(data.min_sample_size if train
+                                               else min(data.min_sample_size, geometry.receptive_field)),
                               normalize=data.normalize, pad=not data.crop_to_shortest,
                               skip_bad_files=data.skip_bad_files, seed=seed)
 
 
-def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, train: bool,
+def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, train: bool, geometry: FrameGeometry,
                  tokenizer: LetterTokenizer | None = None) -> AudioDataLoader:
-    """Loader over `<data.dir>/<subset>.tsv`, sharded over ranks; labeled when a tokenizer is given."""
+    """Loader over `<data.dir>/<subset>.tsv`, sharded over ranks; labeled when a tokenizer is given. `geometry`
+    is the model's (its config's): no utterance shorter than its receptive field reaches it."""
+    if data.max_tokens < geometry.receptive_field:
+        raise ValueError(f"data.max_tokens={data.max_tokens} is smaller than the model's "
+                         f"{geometry.receptive_field}-sample receptive field")
     labeled = tokenizer is not None
-    cfg = _dataset_config(data, seed=seed, train=train, labeled=labeled)
+    cfg = _dataset_config(data, seed=seed, train=train, labeled=labeled, geometry=geometry)
     if labeled:
         dataset = LabeledAudioDataset.from_split(data.dir, subset, tokenizer, cfg, label_format=data.labels)
     else:

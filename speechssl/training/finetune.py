@@ -1,22 +1,29 @@
-"""The CTC fine-tuning task: letters, CTC loss summed over utterances, validation WER by greedy decoding."""
+"""The CTC fine-tuning task: letters, CTC loss summed over utterances, validation WER by greedy decoding.
+
+Validation measures exactly what `speechssl evaluate` publishes: the same emission code (`ModelEmitter`,
+`collect_emissions`), the same greedy decoder and the same scorer (`speechssl.decoding.evaluate.evaluate`), so
+checkpoint_best is picked by the number that is reported.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-import jiwer
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechssl.data.collate import LabeledBatch
 from speechssl.data.tokenizer import LetterTokenizer, is_special
+from speechssl.decoding.ctc import GreedyCTCDecoder
+from speechssl.decoding.evaluate import collect_emissions, evaluate
+from speechssl.decoding.inference import Emissions, ModelEmitter
+from speechssl.models.masking import mask_seed
 from speechssl.training.config import FinetuneConfig, apply_overrides
 from speechssl.training.data_setup import build_loader, tokenizer_from_data
 from speechssl.training.distributed import DistInfo
 from speechssl.training.loop import StepOutput
-from speechssl.training.pretrain import mask_seed
 
 # Parameter names of the CTC head (everything else is "the encoder" for freeze_finetune_updates).
 HEAD_PREFIXES = ("head.",)
@@ -69,8 +76,7 @@ def build_ctc_model(cfg: FinetuneConfig, tokenizer: LetterTokenizer) -> nn.Modul
     # Fine-tuning overrides (dropouts, masking, layerdrop) apply on top of the pretrained architecture.
     model_cfg = apply_overrides(loaded.config, overrides)
     model_cfg.validate()
-    model = Wav2Vec2ForCTC(model_cfg, len(tokenizer))
-    model.encoder.load_state_dict(loaded.model.encoder.state_dict())
+    model = Wav2Vec2ForCTC.from_pretrained_encoder(loaded.model.encoder, len(tokenizer), model_cfg)
     if loaded.task != "ctc":  # pretraining heads (quantizer, project_q, final_proj) are left behind, as fairseq does
         return model
     source = loaded.tokenizer
@@ -107,10 +113,12 @@ class FinetuneTask:
         self.model = build_ctc_model(cfg, self.tokenizer)
         self.model_config = self.model.config
         seed = cfg.trainer.seed
+        geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
-                                         tokenizer=self.tokenizer)
+                                         geometry=geometry, tokenizer=self.tokenizer)
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
-                                          tokenizer=self.tokenizer) if cfg.data.valid_subset else None)
+                                          geometry=geometry, tokenizer=self.tokenizer)
+                             if cfg.data.valid_subset else None)
         self._frozen: bool | None = None
 
     def train_batches(self, epoch: int, start: int) -> Iterator[Any]:
@@ -150,39 +158,33 @@ class FinetuneTask:
 
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float]:
+        """CTC loss, and greedy WER/CER as `speechssl evaluate` computes them, over the valid split."""
         if self.valid_loader is None or not self.dist.is_main:
             return {}
         was_training = model.training
-        model.eval()
-        refs, hyps = [], []
-        loss_sum, n = 0.0, 0
-        for batch in self.valid_loader:
-            batch = batch.to(self.device)
-            out = model(batch.waveforms, batch.padding_mask)
-            log_probs = F.log_softmax(out.logits.float(), dim=-1)
-            loss_sum += float(F.ctc_loss(log_probs.transpose(0, 1), batch.targets.clamp_min(0), out.lengths,
+        loss_sum = 0.0
+
+        def add_loss(batch: LabeledBatch, out: Emissions) -> None:
+            nonlocal loss_sum
+            loss_sum += float(F.ctc_loss(out.log_probs.transpose(0, 1), batch.targets.clamp_min(0), out.lengths,
                                          batch.target_lengths, blank=self.tokenizer.blank_index,
                                          reduction="sum", zero_infinity=True))
-            best = log_probs.argmax(-1).cpu()
-            for row, length, text in zip(best, out.lengths.cpu().tolist(), batch.texts):
-                hyps.append(self.tokenizer.decode(self.tokenizer.ctc_collapse(row[:length].tolist())))
-                refs.append(text)
-            n += len(batch.texts)
+
+        # fp32, as `speechssl evaluate` by default (validation never ran under the training's autocast)
+        emitter = ModelEmitter(model, device=self.device)  # the valid loader normalises (data.normalize)
+        data = collect_emissions(emitter, self.valid_loader, self.valid_loader.dataset.manifest, on_batch=add_loss)
         model.train(was_training)
-        if not refs:
+        if not data.references:
             return {}
-        # jiwer needs non-empty references; an empty hypothesis counts as all deletions.
-        pairs = [(r, h) for r, h in zip(refs, hyps) if r.strip()]
-        wer = 100.0 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
-        cer = 100.0 * jiwer.cer([r for r, _ in pairs], [h for _, h in pairs])
-        return {"ctc_loss": loss_sum / max(n, 1), "wer": wer, "cer": cer}
+        result = evaluate(GreedyCTCDecoder(self.tokenizer), data)
+        return {"ctc_loss": loss_sum / len(data.references), "wer": 100.0 * result.score.wer,
+                "cer": 100.0 * result.score.cer}
 
     def best_key(self) -> tuple[str, bool]:
         return self.cfg.best_metric, True
 
-    def checkpoint_meta(self) -> dict[str, Any]:
-        return {"task": "ctc", "model_config": dataclasses.asdict(self.model_config),
-                "vocab": list(self.tokenizer.symbols), "blank": self.tokenizer.blank}
+    def health_sizes(self) -> dict[str, int | None]:
+        return {}  # the codebook checks watch pretraining only
 
     def find_unused_parameters(self) -> bool:
         return True

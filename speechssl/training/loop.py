@@ -14,98 +14,33 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from speechssl.data.audio import SAMPLE_RATE
+from speechssl.data.tokenizer import LetterTokenizer
+from speechssl.interop.checkpoint import atomic_alias, atomic_torch_save, checkpoint_dict, load_checkpoint
+from speechssl.models.precision import autocast, make_grad_scaler, resolve_precision
 from speechssl.training.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    atomic_alias,
-    atomic_torch_save,
     find_resume_checkpoint,
-    load_checkpoint,
     remove_interrupted_writes,
     rng_state,
     set_rng_state,
 )
+from speechssl.training.config import TrainerConfig
 from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_from_main
-from speechssl.training.health import HealthConfig, HealthMonitor
+from speechssl.training.health import HealthMonitor
 from speechssl.training.logging import RunLogger
 from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer, resolve_warmup
-from speechssl.training.precision import autocast, make_grad_scaler, resolve_precision
 
-SAMPLE_RATE = 16_000
 # Fault injection for the reliability tests: SIGKILL this process right after the update with this number
 # (before its checkpoint is written), exactly as a crash or an OOM killer would.
 KILL_AFTER_UPDATE_ENV = "SPEECHSSL_KILL_AFTER_UPDATE"
-
-
-@dataclass(kw_only=True)
-class TrainerConfig:
-    """How long to train, where to write, and how often to log, validate and save."""
-
-    run_dir: str = "exp/run"
-    """Directory holding the resolved config, logs, TensorBoard events and checkpoints of this run."""
-    max_updates: int = 1000
-    """Number of updates to train for (the schedule's length)."""
-    update_freq: int = 1
-    """Micro-batches accumulated per update."""
-    seed: int = 1
-    """Seeds python, numpy and torch; batches and masks derive from it too."""
-    device: str = "auto"
-    """`auto` (CUDA when present), `cpu`, `cuda`, `cuda:1`, ..."""
-    precision: str = "auto"
-    """`auto` (bf16 where a bf16 matmul measures >= 1.25x fp32, else fp32; never fp16 on CPU), `fp32`, `bf16`,
-    `fp16` (GPU)."""
-    resume: str = "auto"
-    """`auto`: continue from the newest valid checkpoint of run_dir if any; `none`: start fresh; or a path."""
-    log_interval: int = 10
-    """Updates between two train log records."""
-    valid_interval: int = 500
-    """Updates between two validations (0: only at the end)."""
-    save_interval: int = 500
-    """Updates between two checkpoints (`checkpoint_last.pt` + `checkpoint_<N>.pt`)."""
-    keep_interval_checkpoints: int = 2
-    """How many numbered checkpoints to keep (-1: all)."""
-    max_consecutive_nonfinite: int = 10
-    """Stop the run after this many non-finite updates in a row."""
-    patience: int = 0
-    """Stop early after this many validations in a row without a new best (the task's best metric: valid loss
-    in pretraining, `best_metric` in fine-tuning); 0 trains to max_updates. With it, max_updates is a ceiling
-    and the learning-rate schedule keeps its shape over max_updates."""
-    tensorboard: bool = True
-    """Write TensorBoard event files."""
-    progress: bool = True
-    """Show a progress bar."""
-    threads: int = 0
-    """torch intra-op threads on the CPU (0: torch's default)."""
-    keep_freed_memory: bool = True
-    """Serve CPU allocations from the heap and never trim it (glibc only; see training/allocator.py): each step
-    reuses the previous one's memory instead of page-faulting it in again. Resident memory then stays at
-    the run's peak, which is higher (BASE bf16 pretraining step: 2.4 -> 2.8 GB for 6.3 -> 6.8 audio-s/s)."""
-    health: HealthConfig = field(default_factory=HealthConfig)
-    """Training-health monitor settings."""
-
-    def validate(self) -> None:
-        positive = {"max_updates": self.max_updates, "update_freq": self.update_freq,
-                    "log_interval": self.log_interval, "max_consecutive_nonfinite": self.max_consecutive_nonfinite}
-        for key, value in positive.items():
-            if value < 1:
-                raise ValueError(f"trainer.{key} must be >= 1, got {value}")
-        if self.patience < 0:
-            raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
-        if self.patience and not self.valid_interval:
-            raise ValueError("trainer.patience counts validations: it needs trainer.valid_interval > 0")
-        for key in ("valid_interval", "save_interval"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"trainer.{key} must be >= 0, got {getattr(self, key)}")
-        if self.resume not in {"auto", "none"} and not Path(self.resume).is_file():
-            raise ValueError(f"trainer.resume must be auto, none or an existing checkpoint file, got {self.resume!r}")
 
 
 @dataclass(kw_only=True)
@@ -127,6 +62,8 @@ class Task(Protocol):
 
     name: str
     model: nn.Module
+    tokenizer: LetterTokenizer | None
+    """The CTC vocabulary the checkpoints record (None for pretraining)."""
 
     def train_batches(self, epoch: int, start: int) -> Iterator[Any]: ...
     def batches_per_epoch(self, epoch: int) -> int: ...
@@ -135,7 +72,7 @@ class Task(Protocol):
     def before_update(self, model: nn.Module, num_updates: int) -> None: ...
     def validate(self, model: nn.Module) -> dict[str, float]: ...
     def best_key(self) -> tuple[str, bool]: ...
-    def checkpoint_meta(self) -> dict[str, Any]: ...
+    def health_sizes(self) -> dict[str, int | None]: ...
     def find_unused_parameters(self) -> bool: ...
 
 
@@ -197,28 +134,22 @@ class Trainer:
         self.state = TrainState()
         self.run_dir = Path(trainer.run_dir)
         self.resolved_config = resolved_config or {}
-        meta = task.checkpoint_meta()
-        self.health = HealthMonitor(trainer.health, num_codes=meta.get("num_codes"),
-                                    num_negatives=meta.get("num_negatives"))
+        sizes = task.health_sizes()
+        self.health = HealthMonitor(trainer.health, num_codes=sizes.get("num_codes"),
+                                    num_negatives=sizes.get("num_negatives"))
         self.logger: RunLogger | None = None
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
-        meta = self.task.checkpoint_meta()
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "task": meta["task"],
-            "model_config": meta["model_config"],
-            "vocab": meta.get("vocab"),
-            "blank": meta.get("blank"),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "train_state": asdict(self.state),
-            "rng": rng_state(),
-            "config": self.resolved_config,
-        }
+        """The model's checkpoint (speechssl.interop.checkpoint's format) with the training state added."""
+        return checkpoint_dict(
+            self.model, tokenizer=self.task.tokenizer,
+            optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            train_state=asdict(self.state),
+            rng=rng_state(),
+            config=self.resolved_config,
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -453,7 +384,3 @@ class Trainer:
             out["audio_hours_per_gpu_hour"] = speed / self.dist.world_size
         return out
 
-
-def iterate_forever(batches: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        yield from batches

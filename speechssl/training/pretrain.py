@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
+from speechssl.models.masking import mask_seed
 from speechssl.training.config import PretrainConfig, apply_overrides, temp_decay_for
 from speechssl.training.data_setup import build_loader
 from speechssl.training.distributed import DistInfo
@@ -21,12 +20,6 @@ LN2 = math.log(2)
 
 def _scalar(value: Any) -> float:
     return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-
-
-def mask_seed(seed: int, num_updates: int, utterance_id: int) -> int:
-    """A per-utterance mask seed: masks then depend on (seed, update, utterance), never on the batch an
-    utterance shares or the rank it lands on, so accumulation and DDP see the same masks as one big batch."""
-    return zlib.crc32(f"{seed}:{num_updates}:{utterance_id}".encode()) & 0x7FFFFFFF
 
 
 def _anneal_temperature(model_cfg: Any, cfg: PretrainConfig) -> Any:
@@ -62,14 +55,18 @@ def build_pretraining_model(cfg: PretrainConfig) -> nn.Module:
 
 class PretrainTask:
     name = "pretrain"
+    tokenizer = None  # pretraining checkpoints carry no vocabulary
 
     def __init__(self, cfg: PretrainConfig, *, device: torch.device, dist: DistInfo):
         self.cfg, self.device, self.dist = cfg, device, dist
         self.model = build_pretraining_model(cfg)
         self.model_config = self.model.config
         seed = cfg.trainer.seed
-        self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True)
-        self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False)
+        geometry = self.model_config.geometry
+        self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
+                                         geometry=geometry)
+        self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
+                                          geometry=geometry)
                              if cfg.data.valid_subset else None)
 
     # -- data
@@ -154,17 +151,10 @@ class PretrainTask:
     def best_key(self) -> tuple[str, bool]:
         return "loss", True
 
-    def checkpoint_meta(self) -> dict[str, Any]:
+    def health_sizes(self) -> dict[str, int | None]:
+        """The codebook size and distractor count the health monitor judges perplexity and accuracy by."""
         cfg = self.model_config
-        q = getattr(cfg, "quantizer", None)
-        groups = getattr(q, "num_groups", None) or getattr(cfg, "latent_groups", None)
-        entries = getattr(q, "num_entries", None) or getattr(cfg, "latent_vars", None)
-        return {
-            "task": "pretrain",
-            "model_config": dataclasses.asdict(cfg),
-            "num_codes": groups * entries if groups and entries else None,
-            "num_negatives": getattr(cfg, "num_negatives", None),
-        }
+        return {"num_codes": cfg.latent_groups * cfg.latent_vars, "num_negatives": cfg.num_negatives}
 
     def find_unused_parameters(self) -> bool:
         return True

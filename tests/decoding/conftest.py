@@ -6,6 +6,10 @@ import pytest
 import torch
 
 from speechssl.data.tokenizer import LetterTokenizer
+from speechssl.models.config import Wav2Vec2Config
+
+# wav2vec 2.0's frame geometry (320-sample stride, 400-sample receptive field), as its config gives it
+GEOMETRY = Wav2Vec2Config().geometry
 
 
 @pytest.fixture
@@ -55,16 +59,19 @@ class FakeEmissionModel:
     (``320 f + 200``, inside no other window) as a token id, plus a small chunk-dependent term that mimics
     the context a transformer sees (it changes scores, never the arg-max). Counts its calls."""
 
+    geometry = GEOMETRY
+
     def __init__(self, vocab_size: int) -> None:
         self.vocab_size = vocab_size
         self.calls = 0
 
     def __call__(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None):
-        from speechssl.decoding.inference import Emissions, num_frames
+        from speechssl.decoding.inference import Emissions
 
         self.calls += 1
-        frames = num_frames(waveforms.shape[1])
-        centres = waveforms[:, 200:200 + 320 * frames:320]  # (B, T)
+        frames = GEOMETRY.num_frames(waveforms.shape[1])
+        stride, centre = GEOMETRY.frame_stride, GEOMETRY.receptive_field // 2
+        centres = waveforms[:, centre:centre + stride * frames:stride]  # (B, T)
         tokens = (centres * 64).round().long().clamp(0, self.vocab_size - 1)  # (B, T)
         logits = torch.full((waveforms.shape[0], frames, self.vocab_size), -8.0)
         logits.scatter_(2, tokens.unsqueeze(-1), 0.0)
@@ -100,17 +107,16 @@ class FakeCTCModule(torch.nn.Module):
 
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
+        self.config = Wav2Vec2Config()  # the geometry its emitter reads
         self.emit = FakeEmissionModel(vocab_size)
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, waveforms, padding_mask=None):
         from types import SimpleNamespace
 
-        from speechssl.decoding.inference import num_frames
-
         out = self.emit(waveforms)
         samples = waveforms.shape[1] - (padding_mask.sum(1) if padding_mask is not None else 0)
-        lengths = torch.tensor([num_frames(int(n)) for n in torch.as_tensor(samples).reshape(-1).tolist()])
+        lengths = torch.tensor([GEOMETRY.num_frames(int(n)) for n in torch.as_tensor(samples).reshape(-1).tolist()])
         lengths = lengths.expand(waveforms.shape[0]) if lengths.numel() == 1 else lengths
         return SimpleNamespace(logits=out.log_probs, padding_mask=None, lengths=lengths)
 
@@ -127,8 +133,8 @@ def fake_checkpoint(monkeypatch, tokenizer, tmp_path):
 
     def load_model(src):
         assert str(src) == str(path)
-        return SimpleNamespace(model=FakeCTCModule(len(tokenizer)), config=SimpleNamespace(normalize=False),
-                               task="ctc", tokenizer=tokenizer)
+        model = FakeCTCModule(len(tokenizer))
+        return SimpleNamespace(model=model, config=model.config, task="ctc", tokenizer=tokenizer)
 
     monkeypatch.setattr(speechssl.interop, "load_model", load_model, raising=False)
     return path

@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from speechssl.decoding.ctc import GreedyCTCDecoder
-from speechssl.decoding.inference import num_frames
 from speechssl.decoding.plot import plot_alignment
 from speechssl.decoding.transcribe import Chunk, ChunkConfig, merge_emissions, plan_chunks, transcribe
 from speechssl.decoding.wer import score
+from speechssl.models.config import Wav2Vec2Config
+
+GEOMETRY = Wav2Vec2Config().geometry  # 320-sample stride, 400-sample receptive field
+num_frames = GEOMETRY.num_frames
 
 WORDS = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL", "INDIA", "KILO", "LIMA"]
 
@@ -51,14 +54,15 @@ def test_chunked_transcription_equals_unchunked_with_monotonic_times(tokenizer, 
 def test_chunk_plan_covers_every_frame_once(seconds, tokenizer):
     config = ChunkConfig(chunk_seconds=20, overlap_seconds=1.5)
     samples = int(seconds * 16000)
-    chunks = plan_chunks(samples, config)
+    chunks = plan_chunks(samples, config, GEOMETRY)
     assert chunks[0].start == 0 and chunks[-1].end == samples
-    assert all(c.start % 320 == 0 for c in chunks)
-    assert all(c.end - c.start == config.chunk_samples for c in chunks[:-1])
-    assert all(b.start > a.start and a.end - b.start >= config.overlap_samples for a, b in pairwise(chunks))
+    assert all(c.start % 320 == 0 and c.start == 320 * c.start_frame for c in chunks)
+    size, overlap = config.chunk_samples(GEOMETRY), config.overlap_samples(GEOMETRY)
+    assert all(c.end - c.start == size for c in chunks[:-1])
+    assert all(b.start > a.start and a.end - b.start >= overlap for a, b in pairwise(chunks))
     # The fewest chunks that keep the overlap: one more would be needed only past this length.
-    last_start = max(0, samples - config.chunk_samples) // 320 * 320
-    hop = config.chunk_samples - config.overlap_samples
+    last_start = max(0, samples - size) // 320 * 320
+    hop = size - overlap
     assert len(chunks) == 1 + math.ceil(last_start / hop)
     # Tag every frame of every chunk with its global index: the merge must give 0..T-1 in order.
     per_chunk = [torch.arange(c.start_frame, c.start_frame + num_frames(c.end - c.start)).float()[:, None]
@@ -68,7 +72,7 @@ def test_chunk_plan_covers_every_frame_once(seconds, tokenizer):
 
 
 def test_merge_reports_a_gap():
-    chunks = [Chunk(start=0, end=3200), Chunk(start=6400, end=9600)]
+    chunks = [Chunk(start_frame=0, start=0, end=3200), Chunk(start_frame=20, start=6400, end=9600)]
     with pytest.raises(ValueError, match="uncovered"):
         merge_emissions(chunks, [torch.zeros(9, 2), torch.zeros(9, 2)], 29)
 

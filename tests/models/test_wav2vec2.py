@@ -165,8 +165,8 @@ def test_tiny_pretraining_loss_falls_with_healthy_codebook(tiny_cfg):
 def test_from_pretrained_encoder_copies_the_encoder(tiny_cfg):
     torch.manual_seed(6)
     pre = Wav2Vec2ForPreTraining(tiny_cfg)
-    ctc = Wav2Vec2ForCTC.from_pretrained_encoder(pre, 10, feature_grad_mult=0.0, mask_prob=0.5,
-                                                 encoder_layerdrop=0.1)
+    ctc = Wav2Vec2ForCTC.from_pretrained_encoder(
+        pre, 10, tiny_cfg.replace(feature_grad_mult=0.0, mask_prob=0.5, encoder_layerdrop=0.1))
     assert ctc.config.feature_grad_mult == 0.0 and ctc.config.mask_prob == 0.5
     for (name, p), (_, q) in zip(pre.encoder.state_dict().items(), ctc.encoder.state_dict().items()):
         assert torch.equal(p, q), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from speechssl.data.dummies import commonvoice_tree
 from speechssl.data.manifest import read_letter_dict, read_manifest, read_split
-from speechssl.training.checkpoint import load_checkpoint
+from speechssl.interop.checkpoint import load_checkpoint
 
 TABLES = {"train": 8, "dev": 2, "test": 2}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from speechssl.data.dummies import folder_tree
 from speechssl.data.manifest import read_manifest, read_split
-from speechssl.training.checkpoint import load_checkpoint
+from speechssl.interop.checkpoint import load_checkpoint
 
 
 def test_folder_recipe_with_transcripts(tmp_path, run_recipe, ran_steps, read_summary):

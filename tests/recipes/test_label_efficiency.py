@@ -41,7 +41,7 @@ def corpus(tmp_path_factory):
 def test_table_rows_match_evaluate_and_rerun_is_a_no_op(corpus, tmp_path, tiny_finetune):
     out = tmp_path / "le"
     cfg = LabelEfficiencyConfig(data_dir=corpus[0], out_dir=out, minutes=(0.05, 0.15), pretrained=corpus[1],
-                                finetune_overrides=tiny_finetune, in_process=True)
+                                finetune_overrides=tiny_finetune, in_process=main)
     messages: list[str] = []
     result = run_label_efficiency(cfg, log=messages.append)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from speechssl.cli.main import main
 from speechssl.data.dummies import librilight_tree, librispeech_tree
 from speechssl.data.manifest import read_letter_dict, read_manifest, read_split
-from speechssl.training.checkpoint import load_checkpoint
+from speechssl.interop.checkpoint import load_checkpoint
 
 SUBSETS = {"train-clean-100": 8, "dev-clean": 2, "dev-other": 3, "test-clean": 2, "test-other": 2}
 EVAL_SETS = ("dev-clean", "dev-other", "test-clean", "test-other")

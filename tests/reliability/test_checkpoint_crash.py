@@ -15,14 +15,15 @@ import sys
 import pytest
 import torch
 
-from speechssl.training import checkpoint as ck
+from speechssl.interop import checkpoint as ck
+from speechssl.training import checkpoint as run_dir
 from speechssl.training.logging import RunLogger, read_log
 
 # Runs in a child process: patch one step of atomic_torch_save to SIGKILL the process, then save.
 _DIE_DURING_SAVE = """
 import os, signal, sys
 import torch
-from speechssl.training import checkpoint as ck
+from speechssl.interop import checkpoint as ck
 
 stage, path = sys.argv[1], sys.argv[2]
 die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
@@ -56,9 +57,9 @@ def test_sigkill_during_checkpoint_write_keeps_previous(tmp_path, stage):
     assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")  # the interrupted write, never the target
     state = ck.load_checkpoint(path)
     assert state["train_state"]["num_updates"] == 1 and torch.equal(state["w"], torch.full((1000,), 1.0))
-    found_path, found = ck.find_resume_checkpoint(tmp_path)
+    found_path, found = run_dir.find_resume_checkpoint(tmp_path)
     assert found_path == path and ck.checkpoint_update(found) == 1
-    assert [p.name for p in ck.remove_interrupted_writes(tmp_path)] == leftovers
+    assert [p.name for p in run_dir.remove_interrupted_writes(tmp_path)] == leftovers
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
@@ -68,10 +69,10 @@ def test_resume_takes_the_newest_trainer_checkpoint(tmp_path):
     ck.atomic_torch_save(_state(3), d / "checkpoint_3.pt")
     ck.atomic_torch_save(_state(3), d / "checkpoint_last.pt")
     ck.atomic_torch_save(_state(6), d / "checkpoint_6.pt")
-    path, state = ck.find_resume_checkpoint(tmp_path)
+    path, state = run_dir.find_resume_checkpoint(tmp_path)
     assert path.name == "checkpoint_6.pt" and ck.checkpoint_update(state) == 6
     ck.atomic_torch_save(_state(6), d / "checkpoint_last.pt")  # same update: checkpoint_last is preferred
-    assert ck.find_resume_checkpoint(tmp_path)[0].name == "checkpoint_last.pt"
+    assert run_dir.find_resume_checkpoint(tmp_path)[0].name == "checkpoint_last.pt"
 
 
 def test_torn_log_line_does_not_swallow_the_next_record(tmp_path):

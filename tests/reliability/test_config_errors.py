@@ -21,7 +21,7 @@ def english_ctc(tmp_path_factory):
     import torch
 
     from speechssl.data.tokenizer import LetterTokenizer
-    from speechssl.interop.loading import save_speechssl_checkpoint
+    from speechssl.interop.checkpoint import save_speechssl_checkpoint
     from speechssl.models import Wav2Vec2ForCTC, get_preset
 
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from speechssl.training.checkpoint import load_checkpoint
+from speechssl.interop.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

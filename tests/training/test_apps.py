@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,8 @@ import pytest
 import torch
 
 from speechssl.cli.train import compose
+from speechssl.interop.checkpoint import load_checkpoint
 from speechssl.training.app import build_trainer
-from speechssl.training.checkpoint import load_checkpoint
 from speechssl.training.loop import KILL_AFTER_UPDATE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -220,14 +221,15 @@ def test_best_metric_must_be_known(tone_corpus):
         cfg.validate()
 
 
-def test_finetune_freezes_then_learns(tone_corpus, tmp_path):
-    """From a pretrained checkpoint: the encoder is untouched for freeze_finetune_updates, the feature encoder
-    for the whole run, and validation WER falls below 100 %."""
+@pytest.fixture(scope="module")
+def finetuned(tone_corpus, tmp_path_factory):
+    """A 10-update pretraining, then 200 updates of fine-tuning from it (freeze_finetune_updates=20), validated
+    at the end: ``(pretraining run, fine-tuning run, its summary)``."""
+    tmp_path = tmp_path_factory.mktemp("finetuned")
     pt_dir = tmp_path / "pt"
     pre = _run_cli(["pretrain", f"data.dir={tone_corpus}", *PRETRAIN, "trainer.max_updates=10",
                     f"trainer.run_dir={pt_dir}"])
     assert pre.returncode == 0, pre.stderr[-3000:]
-    pretrained = load_checkpoint(pt_dir / "checkpoints/checkpoint_last.pt")["model"]
     ft_dir = tmp_path / "ft"
     overrides = [f"data.dir={tone_corpus}", *COMMON, f"init={pt_dir / 'checkpoints/checkpoint_last.pt'}",
                  "freeze_finetune_updates=20", "trainer.max_updates=200", "trainer.save_interval=20",
@@ -236,9 +238,19 @@ def test_finetune_freezes_then_learns(tone_corpus, tmp_path):
                  # fairseq's fine-tuning dropouts (all 0 but activation dropout); layerdrop off for a short run
                  "model.dropout=0.0", "model.dropout_input=0.0", "model.dropout_features=0.0",
                  "model.attention_dropout=0.0", "model.encoder_layerdrop=0.0",
-                 "data.max_tokens=60000", f"trainer.run_dir={ft_dir}"]
-    trainer = _trainer("finetune", overrides)
-    summary = trainer.fit()
+                 f"data.max_tokens={FINETUNE_MAX_TOKENS}", f"trainer.run_dir={ft_dir}"]
+    summary = _trainer("finetune", overrides).fit()
+    return pt_dir, ft_dir, summary
+
+
+FINETUNE_MAX_TOKENS = 60_000
+
+
+def test_finetune_freezes_then_learns(finetuned):
+    """From a pretrained checkpoint: the encoder is untouched for freeze_finetune_updates, the feature encoder
+    for the whole run, and validation WER falls below 100 %."""
+    pt_dir, ft_dir, summary = finetuned
+    pretrained = load_checkpoint(pt_dir / "checkpoints/checkpoint_last.pt")["model"]
     assert summary["updates"] == 200
     ckpts = {n: load_checkpoint(ft_dir / f"checkpoints/checkpoint_{n}.pt")["model"] for n in (20, 40, 200)}
     encoder_keys = [k for k in pretrained if k.startswith("encoder.")]
@@ -253,6 +265,26 @@ def test_finetune_freezes_then_learns(tone_corpus, tmp_path):
         assert torch.equal(ckpts[200][k], pretrained[k]), k
     valid = [r for r in _read_log(ft_dir) if r["split"] == "valid"]
     assert valid and valid[-1]["wer"] < 100.0, valid
+
+
+def test_valid_wer_is_what_evaluate_reports(finetuned, tone_corpus, tmp_path):
+    """Fine-tuning's validation WER and CER are `speechssl evaluate`'s greedy WER and CER of the same checkpoint
+    on the same split, to the last bit: checkpoint_best is picked by the number that is published."""
+    from speechssl.cli.main import main
+    from speechssl.data.audio import SAMPLE_RATE
+
+    _, ft_dir, _ = finetuned
+    valid = [r for r in _read_log(ft_dir) if r["split"] == "valid"][-1]
+    assert valid["update"] == 200 and 0.0 < valid["cer"] < 100.0  # a model that gets some letters right
+    out = tmp_path / "decode"
+    # the batches validation ran (data.max_tokens), so that the padding of every utterance is the same too
+    code = main(["evaluate", str(ft_dir / "checkpoints/checkpoint_200.pt"), str(tone_corpus), "--subset", "valid",
+                 "--out", str(out), "--device", "cpu", "--batch-seconds", str(FINETUNE_MAX_TOKENS / SAMPLE_RATE)])
+    assert code == 0
+    published = json.loads((out / "summary-valid.json").read_text())
+    assert published["settings"] == {"decoder": "viterbi"}
+    assert 100.0 * published["wer_fraction"] == valid["wer"]
+    assert 100.0 * published["cer_fraction"] == valid["cer"]
 
 
 def _read_log(run_dir):

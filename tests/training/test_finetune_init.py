@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from speechssl.data.tokenizer import LetterTokenizer
-from speechssl.interop.loading import save_speechssl_checkpoint
+from speechssl.interop.checkpoint import save_speechssl_checkpoint
 from speechssl.models import Wav2Vec2ForCTC, get_preset
 from speechssl.training.config import DataSection, FinetuneConfig, ModelSection
 from speechssl.training.finetune import build_ctc_model, ctc_head_rows

@@ -14,14 +14,10 @@ import re
 from pathlib import Path
 
 from speechssl.data.audio import AN4_RAW
+from speechssl.data.prepare.report import PrepareReport
+from speechssl.data.prepare.splits import split_by_percent
 from speechssl.data.prepare.transcode import raw_to_flac
-from speechssl.data.prepare.writer import (
-    CorpusWriter,
-    PrepareReport,
-    SourceFile,
-    split_by_percent,
-    subset_by_duration,
-)
+from speechssl.data.prepare.writer import CorpusWriter, SourceFile
 
 _LINE = re.compile(r"^(?P<text>.*)\((?P<uid>[^()]+)\)\s*$")
 _MARKERS = {"<s>", "</s>", "<sil>"}
@@ -92,8 +88,6 @@ def prepare_an4(
     writer.write_split("valid", valid)
     writer.write_split("test", kept_by_set["test"])
     for minutes in subset_minutes:
-        subset = subset_by_duration(train, minutes * 60, seed)
-        if subset is not None:
-            writer.write_split(f"train_{minutes:g}min", subset, subset=True)
+        writer.write_duration_subset(f"train_{minutes:g}min", train, minutes * 60, seed)
     writer.write_speakers(kept_by_set["train"] + kept_by_set["test"])
     return writer.finish(echo=echo)

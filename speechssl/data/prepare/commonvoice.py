@@ -11,7 +11,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from speechssl.data.prepare.writer import CorpusWriter, PrepareReport, SourceFile
+from speechssl.data.prepare.report import PrepareReport
+from speechssl.data.prepare.writer import CorpusWriter, SourceFile
 
 TABLES = ("train", "dev", "test")
 

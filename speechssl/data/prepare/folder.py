@@ -12,16 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 from speechssl.data.audio import RAW_EXTENSIONS, RawFormat
+from speechssl.data.prepare.probe import AUDIO_EXTENSIONS, relative_path, scan_audio
+from speechssl.data.prepare.report import PrepareReport
+from speechssl.data.prepare.splits import split_by_percent
 from speechssl.data.prepare.transcode import raw_to_flac
-from speechssl.data.prepare.writer import (
-    AUDIO_EXTENSIONS,
-    CorpusWriter,
-    PrepareReport,
-    SourceFile,
-    relative_path,
-    scan_audio,
-    split_by_percent,
-)
+from speechssl.data.prepare.writer import CorpusWriter, SourceFile
 
 
 def read_transcripts(path: str | Path) -> dict[str, str]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from speechssl.data.prepare.librispeech import find_root, transcribed_flacs
-from speechssl.data.prepare.writer import CorpusWriter, PrepareReport
+from speechssl.data.prepare.report import PrepareReport
+from speechssl.data.prepare.writer import CorpusWriter
 
 
 def prepare_librilight(

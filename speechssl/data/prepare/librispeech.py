@@ -11,7 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from speechssl.data.prepare.writer import CorpusWriter, PrepareReport, SourceFile, relative_path
+from speechssl.data.prepare.probe import relative_path
+from speechssl.data.prepare.report import PrepareReport
+from speechssl.data.prepare.writer import CorpusWriter, SourceFile
 
 SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean",
            "test-other")

@@ -33,16 +33,11 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from speechssl.data.prepare.writer import (
-    CorpusWriter,
-    PrepareReport,
-    SourceFile,
-    Utterance,
-    split_by_percent,
-    subset_by_duration,
-)
+from speechssl.data.audio import SAMPLE_RATE
+from speechssl.data.prepare.report import PrepareReport
+from speechssl.data.prepare.splits import split_by_percent
+from speechssl.data.prepare.writer import CorpusWriter, SourceFile, Utterance
 
-SAMPLE_RATE = 16000
 UTTERANCES_PER_PROCESS = 16
 """Utterances synthesised by one fresh worker process, in index order (module docstring)."""
 # espeak-ng's English voices (lang/gmw) and voice variants (voices/!v) that stay intelligible;
@@ -380,9 +375,7 @@ def prepare_synthetic(out_dir: str | Path, config: SyntheticConfig | None = None
     writer.write_split("valid", valid)
     writer.write_split("test", test)
     for minutes in config.subsets_minutes:
-        subset = subset_by_duration(train, minutes * 60, config.seed)
-        if subset is not None:
-            writer.write_split(f"train_{minutes:g}min", subset, subset=True)
+        writer.write_duration_subset(f"train_{minutes:g}min", train, minutes * 60, config.seed)
     writer.write_speakers(kept, extra={
         s.name: {"voice": s.voice, "variant": s.variant, "rate": str(s.rate), "pitch": str(s.pitch),
                  "split": "test" if s.held_out else "train"} for s in speakers.values()})

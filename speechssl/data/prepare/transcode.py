@@ -15,7 +15,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
-from speechssl.data.audio import TARGET_SAMPLE_RATE, AudioError, RawFormat, load_audio, resampled_length
+from speechssl.data.audio import SAMPLE_RATE, AudioError, RawFormat, load_audio, resampled_length
 
 # Source encodings wider than 16 bits keep 24 in FLAC (its widest integer format).
 _WIDE_SUBTYPES = ("PCM_24", "PCM_32", "FLOAT", "DOUBLE")
@@ -41,7 +41,7 @@ def _transcode(job: tuple[str, str, RawFormat]) -> Transcoded:
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         subtype = "PCM_24" if raw_format.subtype in _WIDE_SUBTYPES else "PCM_16"
         sf.write(dst, audio, raw_format.sample_rate, subtype=subtype, format="FLAC")
-    return Transcoded(num_samples=resampled_length(audio.shape[0], raw_format.sample_rate, TARGET_SAMPLE_RATE))
+    return Transcoded(num_samples=resampled_length(audio.shape[0], raw_format.sample_rate, SAMPLE_RATE))
 
 
 def raw_to_flac(pairs: Sequence[tuple[str | Path, str | Path]], raw_format: RawFormat, *, jobs: int = 1,

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from speechssl.training import precision as prec
+from speechssl.models import precision as prec
 from speechssl.training.distributed import DistInfo, broadcast_from_main
 
 CPU = torch.device("cpu")
