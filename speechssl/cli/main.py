@@ -34,8 +34,8 @@ MODEL_COMMANDS = {"evaluate", "transcribe", "features"}
 def use_defaults_formatter(parser: argparse.ArgumentParser) -> None:
     """End every option's help in `parser` and its sub-command parsers with the option's default (unless the help
     states it already, or there is none to state)."""
-    for action in parser._actions:  # noqa: SLF001 -- argparse keeps its actions and sub-parsers only here
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 use_defaults_formatter(child)
             continue

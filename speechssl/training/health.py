@@ -30,7 +30,7 @@ class HealthConfig:
     """Warn when the diversity term (1 - prob_perplexity / (G*V)) stays above this and is rising."""
     stall_updates: int = 1000
     """Warn when accuracy is still within 2 points of chance after this many updates..."""
-    stall_fraction: float = 0.25
+    stall_fraction: float = 0.5
     """...or after this share of trainer.max_updates, whichever comes first (a short run is told while it runs)."""
     max_grad_norm_ratio: float = 20.0
     """Warn when the gradient norm exceeds this multiple of its running median."""

@@ -13,6 +13,8 @@ import os
 import socket
 from pathlib import Path
 
+from typing import Self
+
 LOCK_NAME = ".lock"
 
 
@@ -67,7 +69,7 @@ class RunDirLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> RunDirLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
