@@ -12,7 +12,6 @@ import fcntl
 import os
 import socket
 from pathlib import Path
-
 from typing import Self
 
 LOCK_NAME = ".lock"
