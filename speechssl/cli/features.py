@@ -18,12 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="speechssl .pt, Hugging Face dir or fairseq .pt")
     parser.add_argument("data_dir", type=Path, help="directory with <subset>.tsv")
     parser.add_argument("--subset", default="train", help="manifest name (default %(default)s)")
-    parser.add_argument("--layers", default="0,6,12", help="comma-separated layer indices or 'all'")
+    parser.add_argument("--layers", default=None,
+                        help="comma-separated layer indices or 'all' (default: 0, the middle layer and the last: "
+                             "0,6,12 for BASE, 0,2,4 for a 4-layer model)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--format", choices=("npy", "safetensors"), default="npy", help="file format")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="on-disk dtype")
     parser.add_argument("--batch-seconds", type=float, default=100.0, help="padded audio seconds per batch")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def default_layers(num_layers: int) -> str:
+    """The Transformer input, the middle layer and the last layer."""
+    return ",".join(str(k) for k in sorted({0, num_layers // 2, num_layers}))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -43,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     if encoder is None:
         raise ValueError(f"CKPT: {args.checkpoint}: the model has no `encoder` to take hidden states from")
     num_layers = len(encoder.context.layers)
-    config = FeatureDumpConfig(subset=args.subset, layers=parse_layers(args.layers, num_layers), format=args.format,
+    config = FeatureDumpConfig(subset=args.subset, layers=parse_layers(args.layers or default_layers(num_layers), num_layers), format=args.format,
                                dtype=args.dtype, batch_seconds=args.batch_seconds,
                                normalize=bool(getattr(loaded.config, "normalize", False)),
                                progress=sys.stderr.isatty())

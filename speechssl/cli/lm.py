@@ -82,7 +82,7 @@ def _lexicon(args: argparse.Namespace) -> int:
     if not args.words.is_file():
         raise FileNotFoundError(f"WORDS: file not found: {args.words}")
     tokenizer = _tokenizer(args.vocab)
-    with open(args.words, encoding="utf-8") as f:
+    with open(args.words, encoding="utf-8-sig") as f:
         is_arpa = f.readline().strip() == "\\data\\" or args.words.suffix == ".arpa"
     if is_arpa:
         words = read_arpa_vocabulary(args.words)

@@ -31,6 +31,22 @@ HYDRA_APPS = {"pretrain", "finetune"}
 MODEL_COMMANDS = {"evaluate", "transcribe", "features"}
 
 
+def use_defaults_formatter(parser: argparse.ArgumentParser) -> None:
+    """End every option's help in `parser` and its sub-command parsers with the option's default (unless the help
+    states it already, or there is none to state)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                use_defaults_formatter(child)
+            continue
+        if action.help == argparse.SUPPRESS or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            continue
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            continue  # a required positional
+        if "default" not in (action.help or ""):
+            action.help = f"{action.help} (default: %(default)s)" if action.help else "(default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechssl",
@@ -62,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run_app(name, rest) or 0)
     sub_parser = argparse.ArgumentParser(prog=f"speechssl {name}", description=COMMANDS[name][1])
     module.add_arguments(sub_parser)
+    use_defaults_formatter(sub_parser)
     args = sub_parser.parse_args(rest)
     if name in MODEL_COMMANDS:
         from speechssl.training.allocator import keep_freed_memory

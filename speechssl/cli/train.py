@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -26,7 +27,10 @@ Overrides are Hydra `key=value` pairs over the composed config (conf/{app}.yaml)
   group choice:   model=base  model=small  optim=...  schedule=...  data=...
   single keys:    data.dir=DIR  trainer.run_dir=DIR  trainer.max_updates=N  optim.lr=1e-4
                   model.<field>=VALUE  (any Wav2Vec2Config field, e.g. model.encoder_layers=4)
-  experiments:    +experiment=NAME   (conf/experiment/*.yaml: the paper's configs and the CPU demo)
+  experiments:    +experiment=NAME   (conf/experiment/*.yaml: the paper's configs and the CPU ones;
+                  `small` on a CPU: +experiment=pretrain_cpu / finetune_cpu)
+  start from:     init=CKPT  (speechssl .pt, Hugging Face dir or fairseq .pt; pretrain: continue pretraining a
+                  public model on your audio, quantizer kept; finetune: the encoder to fine-tune)
 Unknown or mistyped keys are rejected before anything runs.
 
   --cfg     print the resolved config as YAML and exit
@@ -36,7 +40,8 @@ Outputs go to trainer.run_dir: config.yaml, log.jsonl, tb/ (TensorBoard), checkp
 trainer.resume=auto (the default) continues from the newest valid checkpoint there.
 Multi-GPU / multi-node: launch with torchrun (see README).
 
-Experiments available: {experiments}
+Config groups and their choices:
+{groups}
 """
 
 WHAT = {
@@ -125,17 +130,18 @@ def compose(app: str, overrides: list[str]):
     return typed, resolved
 
 
-def _experiments() -> str:
+def _groups_help() -> str:
     try:
-        names = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
+        groups = sorted(p.name for p in conf_dir().iterdir() if p.is_dir())
     except FileNotFoundError:
-        return "(conf/ not found)"
-    return ", ".join(names) or "(none)"
+        return "  (conf/ not found)"
+    return "\n".join(f"  {'+experiment' if g == 'experiment' else g}: {', '.join(group_choices(g))}"
+                     for g in groups)
 
 
 def run_app(app: str, argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
-        print(HELP.format(app=app, what=WHAT[app], experiments=_experiments()))
+        print(HELP.format(app=app, what=WHAT[app], groups=_groups_help()))
         return 0
     print_cfg = "--cfg" in argv
     overrides = [a for a in argv if a != "--cfg"]
@@ -146,7 +152,7 @@ def run_app(app: str, argv: list[str]) -> int:
     try:
         cfg, resolved = compose(app, overrides)
     except Exception as exc:  # noqa: BLE001 -- Hydra / OmegaConf errors: one clear line naming the key
-        print(f"speechssl {app}: config error: {_one_line(exc)}", file=sys.stderr)
+        print(f"speechssl {app}: config error: {_group_choice_error(exc) or _one_line(exc)}", file=sys.stderr)
         return 2
     if print_cfg:
         from omegaconf import OmegaConf
@@ -161,6 +167,27 @@ def run_app(app: str, argv: list[str]) -> int:
     from speechssl.training.app import run_training
 
     return run_training(app, cfg, resolved)
+
+
+_MISSING_GROUP_CHOICE = re.compile(r"Could not (?:find|load) '([\w/]+)/([^'/]+)'")
+
+
+def group_choices(group: str) -> list[str]:
+    """The config names of group `group` (conf/<group>/*.yaml)."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def _group_choice_error(exc: Exception) -> str | None:
+    """`model=tinny`: Hydra lists only some of the group's options; name the choice and every option."""
+    match = _MISSING_GROUP_CHOICE.search(str(exc))
+    if match is None:
+        return None
+    group, name = match.groups()
+    choices = group_choices(group)
+    if not choices:
+        return None
+    flag = "+experiment" if group == "experiment" else group
+    return f"{flag}={name}: no such {group} config; choose one of: {', '.join(choices)} (conf/{group}/)"
 
 
 def _one_line(exc: Exception) -> str:

@@ -10,9 +10,10 @@ Audio: anything soundfile reads, at any rate (resampled to 16 kHz), channels ave
 frame-exactly before one decode. ``--format text`` prints ``FILE<TAB>TRANSCRIPT`` lines; ``jsonl`` prints one
 JSON object per file with ``words`` (word, start, end in seconds).
 
-A file that cannot be decoded (or is shorter than 25 ms) is skipped with a line on stderr naming it, and the
-others are transcribed; the exit status is then 1. Paths that do not exist stop the command before the model
-loads (exit status 2).
+AUDIO may name folders: every audio file under one (recursively, symlinks followed; with ``--raw-rate`` the
+headerless extensions) is transcribed, in path order. A file that cannot be decoded (or is shorter than 25 ms)
+and a path that does not exist are skipped with a line on stderr naming them, and the others are transcribed;
+the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from speechssl.cli.raw_audio import add_raw_format_arguments
 
     parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
-    parser.add_argument("audio", type=Path, nargs="+", help="audio files")
+    parser.add_argument("audio", type=Path, nargs="+", help="audio files or folders of them")
     parser.add_argument("--chunk-seconds", type=float, default=20.0,
                         help="chunk length for long audio; 0 = whole file at once (default %(default)s)")
     parser.add_argument("--overlap", type=float, default=2.0,
@@ -53,10 +54,30 @@ def _plot_path(plot: Path, audio: Path, several: bool) -> Path:
     return plot.with_name(f"{plot.stem}-{audio.stem}.png") if several else plot
 
 
+def _expand_audio_paths(paths: list[Path], extensions: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """(files to transcribe, paths that do not exist): each folder replaced by the audio files under it."""
+    from speechssl.data.prepare.probe import scan_audio
+
+    files: list[Path] = []
+    missing: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = scan_audio(path, extensions)
+            if not found:
+                print(f"speechssl transcribe: no audio files ({', '.join(extensions)}) under {path}", file=sys.stderr)
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(path)
+    return files, missing
+
+
 def _run(args: argparse.Namespace) -> int:
     from speechssl.cli.decoding_args import decoder_config_from_args, default_device
     from speechssl.cli.raw_audio import raw_format_from_args
     from speechssl.data.audio import RAW_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio
+    from speechssl.data.prepare.probe import AUDIO_EXTENSIONS
     from speechssl.data.tokenizer import LetterTokenizer
     from speechssl.decoding.ctc import frame_shift_seconds
     from speechssl.decoding.factory import build_decoder
@@ -65,15 +86,19 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.checkpoint.exists():
         raise FileNotFoundError(f"CKPT: checkpoint not found: {args.checkpoint}")
-    for path in args.audio:
-        if not path.is_file():
-            raise FileNotFoundError(f"AUDIO: file not found: {path}")
     if args.vocab is not None and not args.vocab.is_file():
         raise FileNotFoundError(f"--vocab: file not found: {args.vocab}")
     chunking = ChunkConfig(chunk_seconds=args.chunk_seconds, overlap_seconds=args.overlap,
                            recording_statistics=args.chunk_statistics == "recording")
     chunking.validate()
     raw_format = raw_format_from_args(args)
+    audio_paths, missing = _expand_audio_paths(args.audio, RAW_EXTENSIONS if raw_format else AUDIO_EXTENSIONS)
+    if not audio_paths and not missing:
+        raise FileNotFoundError(f"AUDIO: no audio files under {' '.join(map(str, args.audio))}")
+    for path in missing:
+        print(f"speechssl transcribe: skipped {path}: no such file or folder", file=sys.stderr)
+    skipped = len(missing)
+    total = len(audio_paths) + len(missing)
     decoder_config = decoder_config_from_args(args)
     tokenizer = LetterTokenizer.from_file(args.vocab) if args.vocab is not None else None
     loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer,
@@ -82,9 +107,8 @@ def _run(args: argparse.Namespace) -> int:
     chunking.validate(geometry)
     decoder = build_decoder(decoder_config, loaded.tokenizer, frame_shift=frame_shift_seconds(geometry))
 
-    skipped = 0
     with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
-        for path in args.audio:
+        for path in audio_paths:
             try:
                 samples = load_audio(path, chunking.sample_rate, raw_format=raw_format)
             except AudioError as exc:
@@ -116,12 +140,12 @@ def _run(args: argparse.Namespace) -> int:
             if args.plot is not None:
                 from speechssl.decoding.plot import plot_alignment
 
-                target = _plot_path(args.plot, path, len(args.audio) > 1)
+                target = _plot_path(args.plot, path, len(audio_paths) > 1)
                 plot_alignment(result.emissions, result.hypothesis, loaded.tokenizer, target, title=str(path))
                 print(f"wrote {target}", file=sys.stderr)
     if skipped:
-        rest = "none transcribed" if skipped == len(args.audio) else "the others transcribed"
-        print(f"speechssl transcribe: {skipped} of {len(args.audio)} file(s) skipped, {rest}", file=sys.stderr)
+        rest = "none transcribed" if skipped == total else "the others transcribed"
+        print(f"speechssl transcribe: {skipped} of {total} file(s) skipped, {rest}", file=sys.stderr)
         return 1
     return 0
 

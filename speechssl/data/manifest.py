@@ -60,7 +60,7 @@ class Manifest:
 def read_manifest(path: str | Path) -> Manifest:
     """Parse a fairseq ``.tsv`` manifest; errors name the file and line."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
     if not lines:
         raise ValueError(f"{path}: empty manifest (expected the root directory on line 1)")
     entries: list[ManifestEntry] = []
@@ -139,7 +139,7 @@ def letters_to_words(letters: str) -> str:
 
 def read_labels(path: str | Path) -> list[str]:
     """One label per line (line order = manifest order)."""
-    return Path(path).read_text(encoding="utf-8").splitlines()
+    return Path(path).read_text(encoding="utf-8-sig").splitlines()
 
 
 def write_labels(path: str | Path, labels: Iterable[str]) -> None:
@@ -164,7 +164,7 @@ def write_letter_dict(path: str | Path, counts: Counter) -> None:
 def read_letter_dict(path: str | Path) -> list[tuple[str, int]]:
     """Parse ``dict.ltr.txt`` into ``(symbol, count)`` pairs in file order."""
     pairs: list[tuple[str, int]] = []
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()

@@ -88,7 +88,7 @@ class LetterTokenizer:
         fairseq's Dictionary prepends ``<s> <pad> </s> <unk>`` (ids 0..3) and CTC uses bos ``<s>`` as blank.
         """
         symbols = list(FAIRSEQ_SPECIALS)
-        for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        for line_no, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1):
             if not line.strip():
                 continue
             symbol = line.split()[0]
@@ -101,7 +101,7 @@ class LetterTokenizer:
     def from_hf_vocab(cls, path: str | Path, *, pad_token: str = "<pad>", unk_token: str = "<unk>",
                       word_delimiter: str = "|") -> LetterTokenizer:
         """Read a Hugging Face ``vocab.json`` (symbol -> id); the blank is the pad token as in transformers."""
-        vocab = json.loads(Path(path).read_text(encoding="utf-8"))
+        vocab = json.loads(Path(path).read_text(encoding="utf-8-sig"))
         if not isinstance(vocab, dict):
             raise ValueError(f"{path}: expected a JSON object symbol -> id, got {type(vocab).__name__}")  # noqa: TRY004
         ordered = sorted(vocab.items(), key=lambda kv: int(kv[1]))
@@ -113,7 +113,7 @@ class LetterTokenizer:
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> LetterTokenizer:
         """Read a JSON list written by :meth:`save` (keyword arguments go to the constructor)."""
-        symbols = json.loads(Path(path).read_text(encoding="utf-8"))
+        symbols = json.loads(Path(path).read_text(encoding="utf-8-sig"))
         if not isinstance(symbols, list):
             raise ValueError(f"{path}: expected a JSON list of symbols, got {type(symbols).__name__}")  # noqa: TRY004
         return cls(symbols, **kwargs)
@@ -126,7 +126,7 @@ class LetterTokenizer:
         if not path.is_file():
             raise FileNotFoundError(f"vocabulary file not found: {path}")
         if path.suffix == ".json":
-            content = json.loads(path.read_text(encoding="utf-8"))
+            content = json.loads(path.read_text(encoding="utf-8-sig"))
             return cls.from_hf_vocab(path) if isinstance(content, dict) else cls.load(path)
         return cls.from_fairseq_dict(path)
 

@@ -44,7 +44,7 @@ class Lexicon:
         if not path.is_file():
             raise FileNotFoundError(f"lexicon file not found: {path}")
         spellings: dict[str, list[list[str]]] = {}
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             for number, line in enumerate(f, 1):
                 parts = line.split()
                 if not parts:

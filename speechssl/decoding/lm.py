@@ -69,7 +69,7 @@ def read_transcripts(path: str | Path) -> Iterator[str]:
     if not path.is_file():
         raise FileNotFoundError(f"transcript file not found: {path}")
     is_ltr = path.suffix == ".ltr"
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             yield letters_to_words(line) if is_ltr else line
 
@@ -120,7 +120,7 @@ def build_arpa(sentences: Iterable[str], out: str | Path, config: LMBuildConfig,
 def read_arpa_header(path: str | Path) -> list[int]:
     """Numbers of n-grams per order from an ARPA ``\\data\\`` section."""
     counts: list[int] = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             line = line.strip()
             if line.startswith("ngram "):
@@ -139,7 +139,7 @@ def read_arpa_vocabulary(path: str | Path) -> list[str]:
         raise FileNotFoundError(f"language model file not found: {path}")
     words: list[str] = []
     inside = False
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             line = line.strip()
             if line == "\\1-grams:":

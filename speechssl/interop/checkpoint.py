@@ -19,6 +19,7 @@ a full disk at any point leaves either the previous file or the new one, never a
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -42,6 +43,42 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, torn or not a speechssl checkpoint (the message names the file)."""
 
 
+class DiskFullError(OSError):
+    """A checkpoint write ran out of disk space; the file it was replacing (if any) is untouched."""
+
+    def __init__(self, path: Path, needed_bytes: int, free_bytes: int):
+        super().__init__(errno.ENOSPC, f"no space left on device writing {path}: it needs about "
+                                       f"{_megabytes(needed_bytes)}, {_megabytes(free_bytes)} free")
+        self.path, self.needed_bytes, self.free_bytes = path, needed_bytes, free_bytes
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC as an OSError, or as torch's zip writer reports it (`RuntimeError: [enforce fail at
+    inline_container.cc] ... file write failed`, the errno lost), or chained under either."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, RuntimeError) and "file write failed" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a nested dict/list: what a torch.save of it needs, near enough."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- atomic files
 def _replace_atomically(path: Path, fill: Callable[[Path], None]) -> None:
     """`fill` a temp file beside `path`, then rename it onto `path`: `path` always names a complete file (old
@@ -58,7 +95,8 @@ def _replace_atomically(path: Path, fill: Callable[[Path], None]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save `obj` to `path` so that `path` always holds a complete file (old or new)."""
+    """torch.save `obj` to `path` so that `path` always holds a complete file (old or new). A full disk raises
+    `DiskFullError` (the temp file removed, the previous file untouched)."""
 
     def write(tmp: Path) -> None:
         with open(tmp, "xb") as handle:
@@ -66,7 +104,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
             handle.flush()
             os.fsync(handle.fileno())
 
-    _replace_atomically(Path(path), write)
+    path = Path(path)
+    try:
+        _replace_atomically(path, write)
+    except (OSError, RuntimeError) as exc:
+        if not _is_disk_full(exc):
+            raise
+        raise DiskFullError(path, _tensor_bytes(obj), shutil.disk_usage(path.parent).free) from None
 
 
 def atomic_alias(source: str | os.PathLike, path: str | os.PathLike) -> None:

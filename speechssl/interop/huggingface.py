@@ -11,6 +11,7 @@ round trip keeps fields transformers has no name for (Gumbel temperatures, maski
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -145,11 +146,11 @@ def _read_tokenizer(directory: Path, hf: dict[str, Any]) -> LetterTokenizer | No
     vocab_file = directory / "vocab.json"
     if not vocab_file.is_file():
         return None
-    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+    vocab = json.loads(vocab_file.read_text(encoding="utf-8-sig"))
     if vocab and all(isinstance(v, dict) for v in vocab.values()):
         raise ValueError(f"{vocab_file}: multi-language vocabularies (MMS adapters) are not supported")
     tok_cfg_file = directory / "tokenizer_config.json"
-    tok_cfg = json.loads(tok_cfg_file.read_text(encoding="utf-8")) if tok_cfg_file.is_file() else {}
+    tok_cfg = json.loads(tok_cfg_file.read_text(encoding="utf-8-sig")) if tok_cfg_file.is_file() else {}
 
     def token(name: str, default: str) -> str:
         value = tok_cfg.get(name, default)
@@ -173,11 +174,11 @@ def load_hf_directory(directory: str | Path) -> LoadedModel:
     config_file = directory / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{directory}: no config.json (not a Hugging Face model directory)")
-    hf = json.loads(config_file.read_text(encoding="utf-8"))
+    hf = json.loads(config_file.read_text(encoding="utf-8-sig"))
     prep_file = directory / "preprocessor_config.json"
     normalize = None
     if prep_file.is_file():
-        normalize = json.loads(prep_file.read_text(encoding="utf-8")).get("do_normalize")
+        normalize = json.loads(prep_file.read_text(encoding="utf-8-sig")).get("do_normalize")
     cfg = config_from_hf(hf, normalize=normalize)
     theirs = _read_state_dict(directory)
     if not any(k.startswith("wav2vec2.") for k in theirs):  # saved from a bare Wav2Vec2Model
@@ -230,7 +231,10 @@ def export_hf_directory(
         check_vocab(tokenizer, model.vocab_size, "export")
     hf = config_to_hf(cfg, task, vocab_size=vocab_size, pad_token_id=pad_id)
     (directory / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
-    save_file(HF_KEYMAP.export_state_dict(state), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    weights = directory / "model.safetensors"
+    save_file(HF_KEYMAP.export_state_dict(state), str(weights), metadata={"format": "pt"})
+    # safetensors creates its file 0600; give it the mode of the files beside it (the user's umask)
+    os.chmod(weights, (directory / "config.json").stat().st_mode & 0o777)
     preprocessor = {
         "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1, "sampling_rate": SAMPLE_RATE,
         "padding_value": 0.0, "padding_side": "right", "do_normalize": cfg.normalize,

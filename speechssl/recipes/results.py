@@ -33,7 +33,7 @@ def read_score(decode_dir: str | Path, subset: str) -> Score:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `speechssl evaluate CKPT DATA --subset {subset} "
                                 f"--out {decode_dir}` first")
-    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary = json.loads(path.read_text(encoding="utf-8-sig"))
     return Score(wer=float(summary["wer"]), cer=float(summary["cer"]), utterances=int(summary["utterances"]))
 
 
@@ -46,7 +46,7 @@ def group_scores(decode_dir: str | Path, subset: str, groups: Mapping[str, str])
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `speechssl evaluate` on {subset!r} first")
     sums: dict[str, list[int]] = {}
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:
         for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
             group = groups.get(row["id"])
             if group is None:
@@ -64,7 +64,7 @@ def group_scores(decode_dir: str | Path, subset: str, groups: Mapping[str, str])
 def read_groups(path: str | Path) -> dict[str, str]:
     """``utterance-id<TAB>group`` lines -> mapping."""
     groups: dict[str, str] = {}
-    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         if "\t" not in line:

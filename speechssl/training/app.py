@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from speechssl.data.audio import audio_error_message
-from speechssl.interop.checkpoint import CheckpointError
+from speechssl.interop.checkpoint import CheckpointError, DiskFullError
 from speechssl.models.precision import auto_precision_reason, resolve_device
 from speechssl.training.allocator import keep_freed_memory
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
 from speechssl.training.loop import NonFiniteError, Trainer
+from speechssl.training.run_lock import RunDirLock, RunDirLockedError
 
 
 def seed_everything(seed: int) -> None:
@@ -55,6 +56,18 @@ def write_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
 
+def disk_full_message(exc: DiskFullError, trainer: Trainer) -> str:
+    """One line: what could not be written, what is intact, how to go on."""
+    if trainer.last_saved is None:
+        kept = "no checkpoint had been written yet; free space and run the same command again"
+    else:
+        path, update = trainer.last_saved
+        kept = (f"{path} (update {update}) is intact and nothing else was lost; free space and run the same "
+                f"command again: it resumes from update {update} (trainer.resume=auto)")
+    return (f"disk full: writing {exc.path} needs about {exc.needed_bytes / 1e6:.1f} MB, "
+            f"{exc.free_bytes / 1e6:.1f} MB free; {kept}")
+
+
 def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any]) -> int:
     try:
         trainer = build_trainer(app, cfg, resolved)
@@ -63,7 +76,17 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
         # against data.max_tokens) is still configuration: one line, before any compute, as cfg.validate().
         print(f"speechssl {app}: config error: {exc}", file=sys.stderr)
         return 2
+    lock = RunDirLock(trainer.run_dir)
     if trainer.dist.is_main:
+        try:
+            lock.acquire()
+        except RunDirLockedError as exc:
+            print(f"speechssl {app}: {exc}", file=sys.stderr)
+            cleanup(trainer.dist, synchronize=False)
+            return 2
+        if lock.stale_holder is not None:
+            print(f"took over the lock of {trainer.run_dir} from {lock.stale_holder}, which is no longer running",
+                  flush=True)
         write_resolved_config(trainer.run_dir, resolved)
         n_params = sum(p.numel() for p in trainer.model.parameters())
         precision = trainer.precision
@@ -81,6 +104,9 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
     except NonFiniteError as exc:
         print(f"speechssl {app}: {exc}", file=sys.stderr)
         return 3
+    except DiskFullError as exc:
+        print(f"speechssl {app}: {disk_full_message(exc, trainer)}", file=sys.stderr)
+        return 4
     except Exception as exc:
         message = audio_error_message(exc)
         if message is None:
@@ -90,4 +116,5 @@ def run_training(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[
         return 2
     finally:
         cleanup(trainer.dist, synchronize=finished)
+        lock.release()
     return 0

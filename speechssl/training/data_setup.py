@@ -48,6 +48,18 @@ def _dataset_config(data: DataSection, *, seed: int, train: bool, labeled: bool,
                               skip_bad_files=data.skip_bad_files, seed=seed)
 
 
+def dropped_counts(dataset: UnlabeledAudioDataset | LabeledAudioDataset, cfg: AudioDatasetConfig) -> dict[str, int]:
+    """Why utterances of the manifest were left out of `dataset`, and how many for each reason."""
+    rate = cfg.sample_rate
+    counts = {f"shorter than {cfg.min_sample_size} samples ({cfg.min_sample_size / rate:g} s, data.min_sample_size)":
+              dataset.num_dropped_short}
+    if isinstance(dataset, LabeledAudioDataset):
+        counts[f"longer than {cfg.max_sample_size} samples ({(cfg.max_sample_size or 0) / rate:g} s, "
+               "data.max_sample_size)"] = dataset.num_dropped_long
+        counts["with an empty transcript"] = dataset.num_dropped_empty
+    return {why: n for why, n in counts.items() if n}
+
+
 def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, train: bool, geometry: FrameGeometry,
                  tokenizer: LetterTokenizer | None = None) -> AudioDataLoader:
     """Loader over `<data.dir>/<subset>.tsv`, sharded over ranks; labeled when a tokenizer is given. `geometry`
@@ -61,9 +73,16 @@ def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, t
         dataset = LabeledAudioDataset.from_split(data.dir, subset, tokenizer, cfg, label_format=data.labels)
     else:
         dataset = UnlabeledAudioDataset.from_tsv(Path(data.dir) / f"{subset}.tsv", cfg)
+    manifest_path = Path(data.dir) / f"{subset}.tsv"
+    if len(dataset.manifest) == 0:
+        raise ValueError(f"{manifest_path}: the manifest lists no utterances (only its root line)")
     if len(dataset) == 0:
-        raise ValueError(f"{Path(data.dir) / f'{subset}.tsv'}: no utterance left after length filtering "
+        raise ValueError(f"{manifest_path}: no utterance left after length filtering "
                          f"(min_sample_size={cfg.min_sample_size}, max_sample_size={cfg.max_sample_size})")
+    dropped = dropped_counts(dataset, cfg)
+    if dropped and dist.is_main:
+        print(f"warning: {manifest_path}: left out {len(dataset.manifest) - len(dataset)} of {len(dataset.manifest)} utterances: "
+              + ", ".join(f"{n} {why}" for why, n in dropped.items()), flush=True)
     too_long = dataset.batch_lengths > data.max_tokens
     if too_long.any():
         raise ValueError(f"data.max_tokens={data.max_tokens} is smaller than {int(too_long.sum())} utterance(s) of "

@@ -29,7 +29,9 @@ class HealthConfig:
     max_diversity: float = 0.9
     """Warn when the diversity term (1 - prob_perplexity / (G*V)) stays above this and is rising."""
     stall_updates: int = 1000
-    """Warn when accuracy is still within 2 points of chance after this many updates."""
+    """Warn when accuracy is still within 2 points of chance after this many updates..."""
+    stall_fraction: float = 0.5
+    """...or after this share of trainer.max_updates, whichever comes first (a short run is told while it runs)."""
     max_grad_norm_ratio: float = 20.0
     """Warn when the gradient norm exceeds this multiple of its running median."""
 
@@ -41,9 +43,24 @@ class HealthWarning:
     message: str
 
 
+def schedule_warnings(*, warmup_updates: int, max_updates: int, start_update: int = 0) -> list[HealthWarning]:
+    """Before the first update: a warm-up the run never finishes (the paper's 32k updates in a run of 2k) leaves
+    the learning rate a fraction of optim.lr throughout, and the model learns next to nothing."""
+    if warmup_updates < max_updates or start_update >= max_updates:
+        return []
+    return [HealthWarning(
+        kind="warmup_longer_than_run", update=start_update,
+        message=f"the learning-rate warm-up ({warmup_updates} updates) does not end before the run does "
+                f"(trainer.max_updates={max_updates}): the learning rate never reaches optim.lr. Set "
+                "schedule.warmup_fraction=0.1 (a share of the run), a smaller schedule.warmup_updates, or use "
+                "+experiment=pretrain_cpu / finetune_cpu for CPU-sized runs.")]
+
+
 class HealthMonitor:
-    def __init__(self, cfg: HealthConfig, *, num_codes: int | None, num_negatives: int | None):
+    def __init__(self, cfg: HealthConfig, *, num_codes: int | None, num_negatives: int | None,
+                 total_updates: int | None = None):
         self.cfg = cfg
+        self.total_updates = total_updates
         self.num_codes = num_codes
         self.num_negatives = num_negatives
         self.history: dict[str, deque] = {}
@@ -79,9 +96,22 @@ class HealthMonitor:
                        f"non-finite gradient norm at update {update}: the update was skipped. If this repeats, "
                        "lower optim.lr, use bf16 instead of fp16, or check the data for NaN/inf samples.",
                        warnings)
+        window = self.cfg.window
+        acc = self._recent("accuracy")
+        stall_after = self.cfg.stall_updates
+        if self.total_updates:
+            stall_after = min(stall_after, max(window, round(self.cfg.stall_fraction * self.total_updates)))
+        if self.num_negatives and update >= stall_after and len(acc) >= window // 2:
+            chance = 1.0 / (self.num_negatives + 1)
+            mean_acc = sum(acc) / len(acc)
+            if mean_acc < chance + 0.02:
+                self._warn("accuracy_stalled", update,
+                           f"accuracy {mean_acc:.3f} still at chance ({chance:.3f}) after {update} updates: the "
+                           "model is not learning. Raise optim.lr or the batch size (max_tokens / update_freq), "
+                           "or shorten the warmup (+experiment=pretrain_cpu for the `small` model on a CPU).",
+                           warnings)
         if update < self.cfg.warmup:
             return warnings
-        window = self.cfg.window
 
         ppl = self._recent("code_perplexity")
         if self.num_codes and len(ppl) >= window // 2:
@@ -106,15 +136,6 @@ class HealthMonitor:
                        "contrastive loss is ~0: the task is trivially solved, usually because the positive "
                        "leaks into the negatives or masking is off. Check model.mask_prob and the data.",
                        warnings)
-        acc = self._recent("accuracy")
-        if self.num_negatives and update >= self.cfg.stall_updates and len(acc) >= window // 2:
-            chance = 1.0 / (self.num_negatives + 1)
-            mean_acc = sum(acc) / len(acc)
-            if mean_acc < chance + 0.02:
-                self._warn("accuracy_stalled", update,
-                           f"accuracy {mean_acc:.3f} still at chance ({chance:.3f}) after {update} updates: the "
-                           "model is not learning. Raise optim.lr or the batch size (max_tokens / update_freq), "
-                           "or shorten the warmup.", warnings)
         norms = self._recent("grad_norm", self.cfg.window * 4)
         if grad_norm is not None and math.isfinite(grad_norm) and len(norms) >= window:
             median = sorted(norms)[len(norms) // 2]

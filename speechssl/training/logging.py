@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
-        if progress:
+        if progress and sys.stderr.isatty():  # redirected into a file, a bar is a stream of carriage returns
             self._bar = tqdm(total=total_updates, initial=initial_update, unit="upd", dynamic_ncols=True,
                              smoothing=0.1, mininterval=1.0)
 

@@ -34,7 +34,7 @@ from speechssl.training.checkpoint import (
 )
 from speechssl.training.config import TrainerConfig
 from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_from_main
-from speechssl.training.health import HealthMonitor
+from speechssl.training.health import HealthMonitor, schedule_warnings
 from speechssl.training.logging import RunLogger
 from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer, resolve_warmup
 
@@ -136,8 +136,12 @@ class Trainer:
         self.resolved_config = resolved_config or {}
         sizes = task.health_sizes()
         self.health = HealthMonitor(trainer.health, num_codes=sizes.get("num_codes"),
-                                    num_negatives=sizes.get("num_negatives"))
+                                    num_negatives=sizes.get("num_negatives"), total_updates=trainer.max_updates)
+        self.warmup_updates = (int(trainer.max_updates * schedule.phase_ratio[0]) if schedule.kind == "tri_stage"
+                               else schedule.warmup_updates)
         self.logger: RunLogger | None = None
+        self.last_saved: tuple[Path, int] | None = None
+        """The newest complete checkpoint of this run and its update (resumed from or written)."""
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -173,6 +177,7 @@ class Trainer:
         atomic_alias(numbered_path, ckpt_dir / "checkpoint_last.pt")
         if best:
             atomic_alias(numbered_path, ckpt_dir / "checkpoint_best.pt")
+        self.last_saved = (numbered_path, n)
         keep = self.cfg.keep_interval_checkpoints
         if keep >= 0:
             numbered = sorted(ckpt_dir.glob("checkpoint_[0-9]*.pt"), key=lambda p: int(p.stem.split("_")[1]))
@@ -193,6 +198,7 @@ class Trainer:
         else:
             path, state = Path(self.cfg.resume), load_checkpoint(self.cfg.resume)
         self.load_state_dict(state)
+        self.last_saved = (path, self.state.num_updates)
         if self.dist.is_main:
             print(f"resumed from {path} at update {self.state.num_updates}", flush=True)
         return True
@@ -302,7 +308,13 @@ class Trainer:
                       "validation starts the comparison afresh", flush=True)
             self.state.best = None
         self.state.best_metric = best_key
+        if self.cfg.health.enabled:
+            for w in schedule_warnings(warmup_updates=self.warmup_updates, max_updates=cfg.max_updates,
+                                       start_update=self.state.num_updates):
+                self.logger.message(f"[health] {w.message}")
+                self.logger.log("health", w.update, {"kind": w.kind, "message": w.message})
         kill_after = int(os.environ.get(KILL_AFTER_UPDATE_ENV, "0") or 0)
+        completed = False
         try:
             for micro_batches in self._micro_batches():
                 t0 = time.perf_counter()
@@ -354,13 +366,18 @@ class Trainer:
                     self.save(best=best)
                 if is_last:
                     break
+            completed = True
         finally:
             barrier(self.dist)
             if self.logger is not None:
                 summary = self.summary()
-                self.logger.log("summary", self.state.num_updates, summary)
-                if self.dist.is_main:
-                    (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+                try:
+                    self.logger.log("summary", self.state.num_updates, summary)
+                    if self.dist.is_main:
+                        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+                except OSError:
+                    if completed:  # else the error that stopped training (a full disk, say) is the one to report
+                        raise
                 self.logger.close()
         return self.summary()
 

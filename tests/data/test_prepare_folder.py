@@ -118,3 +118,47 @@ def test_folder_of_headerless_mulaw_is_decoded_to_flac_once(tmp_path, sine, caps
     assert main(["prepare", "folder", str(audio), str(tmp_path / "bad"), "--raw-rate", "8000", "--raw-subtype",
                  "MULAW"]) == 2
     assert "--raw-*" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_folder_follows_symlinked_files_and_folders_once(tmp_path, sine, write_audio):
+    """The common layout of links to audio kept elsewhere: linked files and linked folders are read, the manifest
+    names them by their path under the folder as given, and a link loop is walked once."""
+    elsewhere = tmp_path / "elsewhere"
+    write_audio(elsewhere / "real15.wav", sine(200, 0.5, 16000), 16000)
+    write_audio(elsewhere / "more" / "m1.flac", sine(300, 0.4, 16000), 16000)
+    audio = tmp_path / "audio"
+    write_audio(audio / "own.wav", sine(250, 0.3, 16000), 16000)
+    (audio / "linked.wav").symlink_to(elsewhere / "real15.wav")
+    (audio / "sub").symlink_to(elsewhere / "more", target_is_directory=True)
+    (audio / "loop").symlink_to(audio, target_is_directory=True)  # audio/loop/loop/... would never end
+    (audio / "dangling.wav").symlink_to(tmp_path / "nowhere.wav")
+
+    report = prepare_folder(audio, tmp_path / "out", valid_percent=0.0, progress=False, echo=False)
+
+    train = read_manifest(tmp_path / "out/train.tsv")
+    assert {e.path: e.num_samples for e in train.entries} == {"own.wav": 4800, "linked.wav": 8000,
+                                                              "sub/m1.flac": 6400}
+    assert train.root == audio.resolve()
+    assert all(train.audio_path(i).is_file() for i in range(len(train)))
+    assert report.kept == 3
+    assert [(s.path.rsplit("/", 1)[-1], s.reason) for s in report.skipped] == [("dangling.wav", "unreadable")]
+
+
+def test_transcripts_with_bom_and_crlf_and_digits_are_read_and_reported(tmp_path, sine, write_audio, capsys):
+    """A TSV saved by a Windows editor (UTF-8 BOM, CRLF line ends) matches its first line too; digits and accented
+    letters, which become letters of their own, are named in the summary with counts."""
+    audio = tmp_path / "audio"
+    for name in ("good00.wav", "good01.wav", "good02.wav"):
+        write_audio(audio / name, sine(200, 0.5, 16000), 16000)
+    tsv = tmp_path / "t.tsv"
+    tsv.write_bytes("\ufeffgood00.wav\thello\r\ngood01.wav\tcafé at 9\r\ngood02.wav\troom 101\r\n".encode())
+
+    report = prepare_folder(audio, tmp_path / "out", transcripts=tsv, valid_percent=0.0, progress=False)
+
+    assert report.kept == 3 and report.skipped == [] and report.unmatched_transcripts == []
+    assert read_split(tmp_path / "out", "train").words == ["HELLO", "CAFÉ AT 9", "ROOM 101"]
+    assert report.letters_outside_english == {"0": 1, "1": 2, "9": 1, "É": 1}
+    assert report.transcripts_with_digits == 2
+    out = capsys.readouterr().out
+    assert "'É' x1" in out and "'1' x2" in out and "2 transcript(s) hold digits" in out
+    assert json.loads((tmp_path / "out/report.json").read_text())["transcripts_with_digits"] == 2

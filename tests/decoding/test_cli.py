@@ -119,8 +119,31 @@ def test_transcribe_cli_jsonl_any_rate_and_plot(fake_checkpoint, data_dir, tmp_p
     sf.write(flac, np.stack([data[::2], data[::2]], axis=1), 8000)
     assert main(["transcribe", str(fake_checkpoint), str(flac)]) == 0
     assert capsys.readouterr().out.startswith(f"{flac}\t")
-    assert main(["transcribe", str(fake_checkpoint), str(tmp_path / "missing.wav")]) == 2
-    assert "missing.wav" in capsys.readouterr().err
+    assert main(["transcribe", str(fake_checkpoint), str(tmp_path / "missing.wav")]) == 1
+    assert "missing.wav: no such file or folder" in capsys.readouterr().err
+
+
+def test_transcribe_cli_takes_folders_and_counts_missing_paths(fake_checkpoint, data_dir, tmp_path, capsys):
+    """A folder stands for the audio files under it (recursively, in path order); a path that does not exist is
+    skipped and counted like an undecodable file, and the others are still transcribed."""
+    data, _ = sf.read(data_dir / "audio" / "u2.wav", dtype="float32")
+    folder = tmp_path / "recordings"
+    (folder / "day2").mkdir(parents=True)
+    sf.write(folder / "b.wav", data, 16000)
+    sf.write(folder / "day2" / "a.flac", data, 16000)
+    (folder / "notes.txt").write_text("not audio")
+    missing = tmp_path / "gone.wav"
+    rc = main(["transcribe", str(fake_checkpoint), str(missing), str(folder)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert captured.out == (f"{folder / 'b.wav'}\tTHE HAT SAT ON A MAT\n"
+                            f"{folder / 'day2' / 'a.flac'}\tTHE HAT SAT ON A MAT\n")
+    assert f"skipped {missing}: no such file or folder" in captured.err
+    assert "1 of 3 file(s) skipped, the others transcribed" in captured.err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["transcribe", str(fake_checkpoint), str(empty)]) == 2
+    assert "no audio files" in capsys.readouterr().err
 
 
 def test_transcribe_cli_reads_headerless_pcm_and_skips_what_it_cannot_read(fake_checkpoint, data_dir, tmp_path,

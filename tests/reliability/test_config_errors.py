@@ -79,3 +79,19 @@ def test_evaluate_ctc_checkpoint_lacking_the_data_letters(prepared_bad_corpus, e
     assert main(["evaluate", str(english_ctc), str(data), "--subset", "train,valid", "--out", str(out),
                  "--allow-oov"]) == 0
     assert (out / "summary-train.json").is_file() and (out / "summary-valid.json").is_file()
+
+
+@pytest.mark.parametrize("app,override,group", [
+    ("pretrain", "model=tinny", "model"),
+    ("pretrain", "+experiment=pretrain_cpuu", "experiment"),
+    ("finetune", "schedule=cosine", "schedule"),
+    ("finetune", "optim=adam", "optim"),
+])
+def test_a_missing_group_choice_names_every_option_of_the_group(capsys, app, override, group):
+    from speechssl.cli.train import conf_dir
+
+    err = _one_line_error(capsys, [app, override, "data.dir=/nonexistent"])
+    options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    assert len(options) >= 2
+    assert err.startswith(f"speechssl {app}: config error: {override}: no such {group} config; choose one of: "
+                          + ", ".join(options)), err

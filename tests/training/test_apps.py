@@ -330,3 +330,41 @@ def test_scratch_finetuning_trains_the_feature_encoder(tone_corpus, tmp_path):
 
     assert encoder_after()  # trained
     assert encoder_after("model.feature_grad_mult=0.0") == []  # frozen on request
+
+
+def test_run_shorter_than_its_warmup_logs_a_health_warning(tone_corpus, tmp_path):
+    """The README's old quick start: the paper's warm-up in a short run. The warning is printed and in log.jsonl;
+    a warm-up given as a share of the run gives none."""
+    from speechssl.training.logging import read_log
+
+    for name, extra, expected in (("long_warmup", ["schedule.warmup_updates=50"], ["warmup_longer_than_run"]),
+                                  ("fraction", ["schedule.warmup_fraction=0.25"], [])):
+        run_dir = tmp_path / name
+        trainer = _trainer("pretrain", [f"data.dir={tone_corpus}", *PRETRAIN, "trainer.max_updates=3", *extra,
+                                        f"trainer.run_dir={run_dir}"])
+        trainer.fit()
+        kinds = [r["kind"] for r in read_log(run_dir) if r.get("split") == "health"]
+        assert kinds == expected
+
+
+def test_dropped_utterances_are_counted_in_a_warning(tone_corpus, tmp_path, capsys):
+    """Utterances shorter than data.min_sample_size leave the training set with a warning that counts them; a
+    manifest with only its root line says so instead of blaming the length filter."""
+    from speechssl.data.manifest import read_manifest
+
+    sizes = [e.num_samples for e in read_manifest(tone_corpus / "train.tsv").entries]
+    threshold = sorted(sizes)[len(sizes) // 2]
+    short = sum(n < threshold for n in sizes)
+    assert 0 < short < len(sizes)
+    _trainer("pretrain", [f"data.dir={tone_corpus}", *PRETRAIN, f"data.min_sample_size={threshold}",
+                          f"data.max_sample_size={threshold}", f"trainer.run_dir={tmp_path / 'run'}"])
+    out = capsys.readouterr().out
+    assert (f"warning: {tone_corpus / 'train.tsv'}: left out {short} of {len(sizes)} utterances: {short} shorter "
+            f"than {threshold} samples") in out
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for split in ("train", "valid"):
+        (empty / f"{split}.tsv").write_text(f"{tone_corpus}\n")
+    with pytest.raises(ValueError, match="lists no utterances"):
+        _trainer("pretrain", [f"data.dir={empty}", *PRETRAIN, f"trainer.run_dir={tmp_path / 'run2'}"])

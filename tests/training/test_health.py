@@ -43,3 +43,27 @@ def test_grad_spike_and_cooldown():
     w = m.observe(30, {"grad_norm": 500.0})
     assert [x.kind for x in w] == ["grad_spike"]
     assert m.observe(31, {"grad_norm": 500.0}) == []  # cooldown: warned once
+
+
+def test_a_short_run_hears_of_chance_accuracy_at_its_share_not_at_update_1000():
+    """The issue's tiny run: 10 distractors, accuracy 0.094 (chance 0.091) for a 300-update run. With the run's
+    length the warning comes at half of it (update 150), not at update 1,000 (past the end of the run)."""
+    stats = {"code_perplexity": 300.0, "accuracy": 0.094, "contrastive_loss": 2.3, "diversity": 0.3, "grad_norm": 1.0}
+    m = HealthMonitor(HealthConfig(window=10), num_codes=640, num_negatives=10, total_updates=300)
+    stalled = [w for w in _run(m, 200, **stats) if w.kind == "accuracy_stalled"]
+    assert [w.update for w in stalled] == [150]
+    assert "0.094" in stalled[0].message and "0.091" in stalled[0].message
+    unknown_length = HealthMonitor(HealthConfig(window=10), num_codes=640, num_negatives=10)
+    assert [w for w in _run(unknown_length, 200, **stats) if w.kind == "accuracy_stalled"] == []
+    learning = HealthMonitor(HealthConfig(window=10), num_codes=640, num_negatives=10, total_updates=300)
+    assert _run(learning, 200, **{**stats, "accuracy": 0.2}) == []
+
+
+def test_warmup_longer_than_the_run_is_named_before_the_first_update():
+    from speechssl.training.health import schedule_warnings
+
+    (warning,) = schedule_warnings(warmup_updates=32000, max_updates=2000)
+    assert warning.kind == "warmup_longer_than_run" and "32000" in warning.message and "2000" in warning.message
+    assert "schedule.warmup_fraction" in warning.message
+    assert schedule_warnings(warmup_updates=60, max_updates=1000) == []
+    assert schedule_warnings(warmup_updates=32000, max_updates=2000, start_update=2000) == []  # nothing to run

@@ -27,7 +27,7 @@ def parse_transcription(path: str | Path) -> dict[str, str]:
     """``<s> YES </s> (an251-fash-b)`` lines -> ``{"an251-fash-b": "YES"}``."""
     path = Path(path)
     out: dict[str, str] = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         m = _LINE.match(line.strip())
@@ -40,7 +40,7 @@ def parse_transcription(path: str | Path) -> dict[str, str]:
 
 def parse_fileids(path: str | Path) -> list[str]:
     """``an4_clstk/fash/an251-fash-b`` lines (paths under ``wav/`` without ``.raw``)."""
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
 
 
 def prepare_an4(

@@ -19,7 +19,7 @@ TABLES = ("train", "dev", "test")
 
 def read_table(path: Path, clips: Path) -> list[SourceFile]:
     """Rows of a Common Voice TSV -> sources (text from the ``sentence`` column)."""
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         fields = reader.fieldnames or []
         for column in ("path", "sentence"):

@@ -23,7 +23,7 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
     """TSV lines ``relative/path<TAB>text`` -> mapping (paths as given, ``./`` prefix removed)."""
     path = Path(path)
     mapping: dict[str, str] = {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         if "\t" not in line:
@@ -68,7 +68,7 @@ def prepare_folder(
     sources = []
     others: Counter = Counter()
     for path in scan_audio(audio_dir, extensions, others=others):
-        rel = relative_path(path, root)
+        rel = relative_path(path, audio_dir)
         sources.append(SourceFile(path=path, relpath=rel, text=None if texts is None else texts.get(rel)))
     found = {s.relpath for s in sources}
     if raw_format is not None:

@@ -37,7 +37,7 @@ def transcribed_flacs(directory: Path, root: Path) -> list[SourceFile]:
         texts: dict[str, str] = {}
         for name in sorted(filenames):
             if name.endswith(".trans.txt"):
-                for line in (here / name).read_text(encoding="utf-8").splitlines():
+                for line in (here / name).read_text(encoding="utf-8-sig").splitlines():
                     if line.strip():
                         uid, _, text = line.strip().partition(" ")
                         texts[uid] = text

@@ -99,11 +99,20 @@ def probe_many(paths: Sequence[str], min_samples: int) -> list[ProbeResult]:
 
 def scan_audio(directory: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIONS, *,
                others: Counter | None = None) -> list[Path]:
-    """Audio files under ``directory`` (recursive, following no symlinked dirs), sorted by path. ``others``, when
-    given, counts the files left out by extension (lower case, ``""`` for none)."""
+    """Audio files under ``directory`` (recursive), sorted by path. Symlinked files and folders are followed, and
+    paths keep the link's name (under ``directory`` as given); a folder reached a second time (a link loop, or two
+    links to one folder) is walked once. ``others``, when given, counts the files left out by extension (lower
+    case, ``""`` for none)."""
     exts = {e.lower() for e in extensions}
     found: list[Path] = []
-    for dirpath, _, filenames in os.walk(directory):
+    walked: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+        here = os.stat(dirpath)
+        if (here.st_dev, here.st_ino) in walked:
+            dirnames[:] = []
+            continue
+        walked.add((here.st_dev, here.st_ino))
+        dirnames.sort()  # the real folder and a link to it: the first name in order is the one kept
         for name in filenames:
             ext = os.path.splitext(name)[1].lower()
             if ext in exts:
@@ -113,6 +122,10 @@ def scan_audio(directory: str | Path, extensions: Iterable[str] = AUDIO_EXTENSIO
     return sorted(found)
 
 
-
 def relative_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, by name when it lies under it (symlinks kept, so the manifest names the
+    link), else by its resolved location."""
+    lexical = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root)))
+    if lexical.parts and lexical.parts[0] != "..":
+        return lexical.as_posix()
     return path.resolve().relative_to(root.resolve()).as_posix()

@@ -57,6 +57,11 @@ class PrepareReport:
     """Characters normalisation removed from the kept transcripts (punctuation, symbols), with counts."""
     not_scanned: dict[str, int] = field(default_factory=dict)
     """Files under the audio directory not read because of their extension, counted by extension."""
+    letters_outside_english: dict[str, int] = field(default_factory=dict)
+    """Characters of the kept transcripts outside A-Z and the apostrophe (digits, accented letters), with
+    counts: each becomes a letter of its own in ``dict.ltr.txt``."""
+    transcripts_with_digits: int = 0
+    """Kept transcripts holding a digit (a model learns to write "42" only from audio saying it)."""
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
@@ -96,4 +101,12 @@ class PrepareReport:
             lines.append("  characters dropped from transcripts (not letters, digits or apostrophes): "
                          + " ".join(f"{c!r} x{n}" for c, n in listed)
                          + (" ..." if len(self.dropped_characters) > len(listed) else ""))
+        if self.letters_outside_english:
+            listed = sorted(self.letters_outside_english.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+            lines.append("  warning: characters outside A-Z and ' kept as letters of their own in dict.ltr.txt: "
+                         + " ".join(f"{c!r} x{n}" for c, n in listed)
+                         + (" ..." if len(self.letters_outside_english) > len(listed) else ""))
+        if self.transcripts_with_digits:
+            lines.append(f"  warning: {self.transcripts_with_digits} transcript(s) hold digits; spell numbers out "
+                         "(\"forty two\") where the audio says words")
         return "\n".join(lines)

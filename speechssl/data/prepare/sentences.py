@@ -65,10 +65,10 @@ def _plural(noun: str) -> str:
 def load_word_list(path: str | Path | None = None) -> WordList:
     """Parse ``words.txt`` (the packaged one by default)."""
     if path is None:
-        text = resources.files("speechssl.data.prepare").joinpath("words.txt").read_text(encoding="utf-8")
+        text = resources.files("speechssl.data.prepare").joinpath("words.txt").read_text(encoding="utf-8-sig")
         source = "speechssl/data/prepare/words.txt"
     else:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
         source = str(path)
     words = WordList()
     section = None

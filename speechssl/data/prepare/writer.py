@@ -64,6 +64,10 @@ class Utterance:
     """Normalised transcript (``.wrd`` form) or None."""
 
 
+# What an English letter vocabulary holds (besides the word boundary `|`): anything else in a transcript is named.
+_ENGLISH_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ'|")
+
+
 class CorpusWriter:
     """Probes sources, writes splits and labels, keeps the report."""
 
@@ -147,6 +151,7 @@ class CorpusWriter:
             write_labels(self.out_dir / f"{name}.ltr", ltr)
             if not subset:
                 self._letters.update(letter_counts(ltr))
+                self.report.transcripts_with_digits += sum(any(c.isdigit() for c in w) for w in wrd)
         summary = SplitSummary(name=name, utterances=len(utterances),
                                hours=manifest.total_samples / SAMPLE_RATE / 3600)
         self.report.splits.append(summary)
@@ -183,6 +188,8 @@ class CorpusWriter:
         if self.labeled and self._letters:
             write_letter_dict(self.out_dir / "dict.ltr.txt", self._letters)
         self.report.dropped_characters = dict(sorted(self._dropped_chars.items()))
+        self.report.letters_outside_english = {c: n for c, n in sorted(self._letters.items())
+                                               if c not in _ENGLISH_LETTERS}
         (self.out_dir / "report.json").write_text(json.dumps(self.report.to_json(), indent=2) + "\n",
                                                   encoding="utf-8")
         if echo:
