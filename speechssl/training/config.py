@@ -92,7 +92,13 @@ class DataSection:
     labels: str | None = None
     """Label extension for fine-tuning (`ltr`); null for pretraining."""
     max_tokens: int = 1_400_000
-    """Samples per batch, padding included."""
+    """Samples per batch and rank, padding included."""
+    max_batch_size: int | None = None
+    """At most this many utterances per batch and rank (fairseq's dataset.batch_size; 4 in its LARGE
+    pretraining config); null: only max_tokens limits a batch."""
+    required_batch_size_multiple: int = 8
+    """A batch cut by the budget keeps a multiple of this many utterances (the rest starts the next batch), as
+    fairseq's dataset.required_batch_size_multiple (8)."""
     max_sample_size: int = 250_000
     """Longer utterances are randomly cropped to this many samples."""
     min_sample_size: int = 32_000
@@ -131,6 +137,10 @@ class DataSection:
         if self.max_tokens < self.min_sample_size:
             raise ValueError(f"data.max_tokens={self.max_tokens} is smaller than one minimum-size utterance "
                              f"(data.min_sample_size={self.min_sample_size})")
+        if self.max_batch_size is not None and self.max_batch_size < 1:
+            raise ValueError(f"data.max_batch_size must be >= 1 or null, got {self.max_batch_size}")
+        if self.required_batch_size_multiple < 1:
+            raise ValueError(f"data.required_batch_size_multiple must be >= 1, got {self.required_batch_size_multiple}")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
 
