@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,26 @@ def test_both_ways_of_sizing_the_batch_is_a_config_error(tmp_path):
     cfg.trainer.validate()  # the way out the message names
     with pytest.raises(ValueError, match="tokens_per_update must be >= 1"):
         _derive(0, 1)
+
+
+def test_the_readmes_show_what_the_derivation_prints(tmp_path, capsys):
+    """README.md and egs/librispeech/README.md quote the start-up line of 8 GPUs and the batches of 3: the
+    derivation's own output, so that the examples follow the rule they describe."""
+    root = Path(__file__).resolve().parents[2]
+    # whitespace as one space: a line break of the text is no difference
+    readmes = {name: " ".join((root / name).read_text().split()) for name in ("README.md", "egs/librispeech/README.md")}
+    cfg, resolved = compose("pretrain", [f"data.dir={tmp_path}", "+experiment=pretrain_base"])
+    apply_effective_batch("pretrain", cfg, resolved, world_size=8, is_main=True)
+    line = capsys.readouterr().out.strip()
+    on_three = _derive(BASE_PRETRAINING, 3)
+    for name, text in readmes.items():
+        assert line in text, name
+        assert f"{on_three.tokens_per_update / 1e6:.3g} M" in text and f"{float(on_three.deviation):.1%}" in (
+            text.replace(" %", "%")), name
+    # egs/librispeech/README.md: BASE fine-tuning on 3 GPUs is refused, with the data.max_tokens that fits
+    cfg, resolved = compose("finetune", [f"data.dir={tmp_path}", "+experiment=finetune_10m"])
+    with pytest.raises(ValueError, match=r"Set data.max_tokens=(\d+)") as refused:
+        apply_effective_batch("finetune", cfg, resolved, world_size=3, is_main=False)
+    fitting = re.search(r"Set data.max_tokens=(\d+)", str(refused.value)).group(1)
+    assert f"FINETUNE_OVERRIDES=data.max_tokens={fitting}" in readmes["egs/librispeech/README.md"]
+    assert "update_freq 3 would be 28.8 M, +12.5 %" in readmes["egs/librispeech/README.md"]
