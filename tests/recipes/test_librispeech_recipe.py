@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+from pathlib import Path
 
 from speechssl.cli.main import main
 from speechssl.data.dummies import librilight_tree, librispeech_tree
@@ -109,3 +111,18 @@ def test_librispeech_recipe(tmp_path, run_recipe, ran_steps, read_summary):
     again = run_recipe("librispeech", *settings, *imported).stderr
     assert ran_steps(again) == [] and again.count("done already") == 14
     assert {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file()} == stamps
+
+
+def test_the_lm_defaults_are_the_papers():
+    """Without settings the recipe tunes as the paper does: LM weight over [0, 5] and word score over [-5, 5]
+    on dev-other at beam 500, every set then decoded at beam 1500; the paper's 4-gram only when given."""
+    script = (Path(__file__).resolve().parents[2] / "egs/librispeech/run.sh").read_text()
+    # the top-level assignments (--quick's, indented, come later)
+    defaults = dict(line.split("=", 1) for line in script.splitlines() if re.fullmatch(r"[A-Z_]+=\S*", line))
+    assert (defaults["BEAM"], defaults["TEST_BEAM"], defaults["TUNE_LM"], defaults["VALID_SET"]) == (
+        "500", "1500", "true", "dev-other")
+    lm_weights = [float(x) for x in defaults["LM_WEIGHTS"].split(",")]
+    word_scores = [float(x) for x in defaults["WORD_SCORES"].split(",")]
+    assert (min(lm_weights), max(lm_weights), min(word_scores), max(word_scores)) == (0, 5, -5, 5)
+    assert word_scores == sorted(set(word_scores)) and len(lm_weights) * len(word_scores) == 121
+    assert defaults["LM_ARPA"] == ""  # offline default: the transcripts' 4-gram, labelled as not the paper's
