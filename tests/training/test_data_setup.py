@@ -42,6 +42,8 @@ def test_large_pretraining_holds_at_most_4_utterances_per_batch(tmp_path):
 
 @pytest.mark.parametrize("key,value", [("required_batch_size_multiple", 0), ("max_batch_size", 0)])
 def test_invalid_batch_shape_settings_name_the_key(tmp_path, key, value):
+    for subset in ("train", "valid"):
+        (tmp_path / f"{subset}.tsv").write_text(f"{tmp_path}\nu.flac\t{UTTERANCE}\n")
     cfg, _ = compose("pretrain", [f"data.dir={tmp_path}", f"data.{key}={value}"])
     with pytest.raises(ValueError, match=f"data.{key} must be >= 1"):
         cfg.data.validate()
