@@ -25,7 +25,9 @@
 #   DATA= EXP=            output folders (default: data/NAME and exp/NAME beside this script)
 #   VALID_PERCENT=0.05 TEST_MINUTES=10 SEED=1   the validation share and the held-out test audio
 #   SIZE=base MODEL= PRETRAINED= FINETUNE_EXPERIMENT=finetune_10h
-#   NGPU=1 PRETRAIN_UPDATE_FREQ= FINETUNE_UPDATE_FREQ=   default: the paper's batch, 64/NGPU and 8/NGPU
+#   NGPU=1                GPUs (torchrun when > 1); the batch per update stays the experiment's: speechssl
+#                         derives update_freq from its trainer.tokens_per_update, NGPU and data.max_tokens
+#   PRETRAIN_UPDATE_FREQ= FINETUNE_UPDATE_FREQ=   a number: that update_freq instead (the batch follows NGPU)
 #   PRETRAIN_UPDATES= FINETUNE_UPDATES= FREEZE_UPDATES= PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES=
 #   LM_ORDER=4 BEAM=500 TUNE_LM=true LM_WEIGHT=2 WORD_SCORE=-1 LM_WEIGHTS= WORD_SCORES=   (tuned on valid)
 #   JOBS=4
@@ -85,9 +87,11 @@ NAME=${NAME:-$(basename "$AUDIO_DIR")}
 DATA=${DATA:-$RECIPE_DIR/data/$NAME}
 EXP=${EXP:-$RECIPE_DIR/exp/$NAME}
 [[ $SIZE == base || $SIZE == large ]] || die "SIZE must be base or large, got '$SIZE'"
-if [[ $SIZE == large ]]; then paper_gpus=128; else paper_gpus=64; fi
-PRETRAIN_UPDATE_FREQ=${PRETRAIN_UPDATE_FREQ:-$(( paper_gpus / NGPU > 0 ? paper_gpus / NGPU : 1 ))}
-FINETUNE_UPDATE_FREQ=${FINETUNE_UPDATE_FREQ:-$(( 8 / NGPU > 0 ? 8 / NGPU : 1 ))}
+# The batch per update: derived by speechssl from the experiment (trainer.tokens_per_update), or an update_freq.
+pretrain_batch=() finetune_batch=()
+[[ -n $PRETRAIN_UPDATE_FREQ ]] && pretrain_batch=(trainer.tokens_per_update=null "trainer.update_freq=$PRETRAIN_UPDATE_FREQ")
+[[ -n $FINETUNE_UPDATE_FREQ ]] && finetune_batch=(trainer.tokens_per_update=null "trainer.update_freq=$FINETUNE_UPDATE_FREQ")
+describe_batch() { [[ -n $1 ]] && echo "update_freq $1 x $NGPU GPU" || echo "the experiment's batch on $NGPU GPU"; }
 read -r -a pretrain_overrides <<< "$PRETRAIN_OVERRIDES"
 read -r -a finetune_overrides <<< "$FINETUNE_OVERRIDES"
 # LARGE is pretrained on normalised audio: fine-tuning it must normalise too.
@@ -124,12 +128,12 @@ if stage_enabled 1 "hold out $TEST_MINUTES min of transcribed audio as test"; th
   fi
 fi
 
-if stage_enabled 2 "pretrain $SIZE on $pretrain_data (update_freq $PRETRAIN_UPDATE_FREQ x $NGPU GPU)"; then
+if stage_enabled 2 "pretrain $SIZE on $pretrain_data ($(describe_batch "$PRETRAIN_UPDATE_FREQ"))"; then
   if [[ -n $PRETRAINED ]]; then
     log "  PRETRAINED=$PRETRAINED: no pretraining"
   else
     once "$EXP/pretrain/.done" train_app pretrain "+experiment=pretrain_$SIZE" "data.dir=$pretrain_data" \
-      "trainer.run_dir=$EXP/pretrain" "trainer.update_freq=$PRETRAIN_UPDATE_FREQ" ${MODEL:+model=$MODEL} \
+      "trainer.run_dir=$EXP/pretrain" ${pretrain_batch[@]+"${pretrain_batch[@]}"} ${MODEL:+model=$MODEL} \
       ${PRETRAIN_UPDATES:+trainer.max_updates=$PRETRAIN_UPDATES} \
       ${quick_pretrain[@]+"${quick_pretrain[@]}"} ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
   fi
@@ -139,7 +143,7 @@ if stage_enabled 3 "fine-tune $init ($FINETUNE_EXPERIMENT)" && needs_transcripts
   [[ -e $init ]] || die "no pretrained checkpoint $init: run stage 2, or set PRETRAINED=CKPT"
   once "$EXP/finetune/.done" train_app finetune "+experiment=$FINETUNE_EXPERIMENT" "init=$init" \
     "data.dir=$DATA/labeled" data.train_subset=train data.valid_subset=valid "trainer.run_dir=$EXP/finetune" \
-    "trainer.update_freq=$FINETUNE_UPDATE_FREQ" ${FINETUNE_UPDATES:+trainer.max_updates=$FINETUNE_UPDATES} \
+    ${finetune_batch[@]+"${finetune_batch[@]}"} ${FINETUNE_UPDATES:+trainer.max_updates=$FINETUNE_UPDATES} \
     ${FREEZE_UPDATES:+freeze_finetune_updates=$FREEZE_UPDATES} \
     ${quick_finetune[@]+"${quick_finetune[@]}"} ${own_normalize[@]+"${own_normalize[@]}"} \
     ${finetune_overrides[@]+"${finetune_overrides[@]}"}

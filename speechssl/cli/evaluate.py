@@ -6,6 +6,7 @@
     speechssl evaluate CKPT DATA_DIR --subset test --decoder kenlm --lm LM --out exp/decode_3gram \
         --greedy-out exp/decode_viterbi     # greedy and LM results from one model pass
     speechssl evaluate CKPT DATA_DIR --subset dev-other,dev-clean,test-clean,test-other --decoder kenlm --lm LM --grid
+    speechssl evaluate ... --grid --grid-beam 500 --beam 1500    # tune at beam 500, decode every subset at 1500
 
 Writes recogs-, errs-, wer-summary-, utterances- and summary- files for each subset into --out (default: a
 ``decode`` directory beside the checkpoint) and prints a short table per subset. Several comma-separated
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated LM weights to try (default 0,0.5,1,1.5,2,3,4,5)")
     parser.add_argument("--grid-word-scores", type=_floats, default=None,
                         help="comma-separated word scores to try (default -3,-2,-1,0,1,2)")
+    parser.add_argument("--grid-beam", type=int, default=None,
+                        help="beam size while tuning with --grid (default: --beam); every subset is then decoded at "
+                             "--beam (the paper tunes its 4-gram at 500 and decodes at 1500)")
     parser.add_argument("--greedy-out", type=Path, default=None,
                         help="with --decoder kenlm: also decode greedily (viterbi) from the same model pass and "
                              "write those results here (one forward pass for both reports)")
@@ -78,7 +82,7 @@ def config_from_args(args: argparse.Namespace):
         checkpoint=args.checkpoint, data_dir=args.data_dir, subsets=tuple(_subsets(args.subset)),
         decoder=decoder_config_from_args(args, validate=False), out_dir=args.out, greedy_out=args.greedy_out,
         grid=args.grid, grid_lm_weights=tuple(args.grid_lm_weights or DEFAULT_LM_WEIGHTS),
-        grid_word_scores=tuple(args.grid_word_scores or DEFAULT_WORD_SCORES),
+        grid_word_scores=tuple(args.grid_word_scores or DEFAULT_WORD_SCORES), grid_beam=args.grid_beam,
         batch_seconds=args.batch_seconds, device=args.device, precision=args.precision,
         num_workers=args.num_workers, allow_oov=args.allow_oov, vocab=args.vocab, progress=sys.stderr.isatty())
     config.validate()  # the inputs, then the decoder's files, before the model is loaded
@@ -101,8 +105,8 @@ def _print_report(report) -> None:
 
     if report.grid is not None:
         best = report.grid.best
-        print(f"grid: {len(report.grid.points)} settings, best lm_weight {best.lm_weight:g} "
-              f"word_score {best.word_score:g} (WER {100 * best.wer:.2f} %) -> {report.grid_file}")
+        print(f"grid at beam {report.grid.beam}: {len(report.grid.points)} settings, best lm_weight "
+              f"{best.lm_weight:g} word_score {best.word_score:g} (WER {100 * best.wer:.2f} %) -> {report.grid_file}")
     s = report.evaluation.score
     w = s.words
     speed = report.speed

@@ -38,7 +38,9 @@ Unknown or mistyped keys are rejected before anything runs.
 
 Outputs go to trainer.run_dir: config.yaml, log.jsonl, tb/ (TensorBoard), checkpoints/, summary.json.
 trainer.resume=auto (the default) continues from the newest valid checkpoint there.
-Multi-GPU / multi-node: launch with torchrun (see README).
+Multi-GPU / multi-node: launch with torchrun (see README). The paper's experiments state their batch per update
+(trainer.tokens_per_update); update_freq then follows from the number of GPUs and data.max_tokens, printed at
+start-up.
 
 Config groups and their choices:
 {groups}

@@ -202,6 +202,13 @@ class BeamSearchDecoder:
         self.config.word_score = word_score
         self._decoder = self._make_decoder(lm_weight, word_score)
 
+    def set_beam(self, beam: int) -> None:
+        """Change the beam size, keeping the loaded LM, trie and weights (tune at one beam, test at another)."""
+        if beam < 1:
+            raise ValueError(f"`beam` must be >= 1, got {beam}")
+        self.config.beam = int(beam)
+        self._decoder = self._make_decoder(self.config.lm_weight, self.config.word_score)
+
     def decode(self, emissions: torch.Tensor, lengths: torch.Tensor | None = None) -> list[Hypothesis]:
         """emissions ``(B, T, V)`` log-probs, lengths ``(B,)`` -> the best hypothesis per utterance."""
         lengths = check_emissions(emissions, lengths)

@@ -232,6 +232,9 @@ class CheckpointEvaluationConfig:
     """LM weights the grid tries."""
     grid_word_scores: tuple[float, ...] = DEFAULT_WORD_SCORES
     """Word scores the grid tries."""
+    grid_beam: int | None = None
+    """Beam size of the grid's decodings (None: the decoder's); every subset is then decoded at the decoder's
+    beam (the paper tunes its 4-gram at 500 and decodes at 1500)."""
     batch_seconds: float = 200.0
     """Padded audio seconds per batch."""
     device: str | None = None
@@ -265,6 +268,9 @@ class CheckpointEvaluationConfig:
             raise FileNotFoundError(f"--vocab: file not found: {self.vocab}")
         if self.grid and self.decoder.decoder != "kenlm":
             raise ValueError("--grid tunes the LM weight and word score: use it with --decoder kenlm")
+        if self.grid_beam is not None and (not self.grid or self.grid_beam < 1):
+            raise ValueError(f"--grid-beam is the beam size of --grid's tuning: >= 1 and with --grid, got "
+                             f"{self.grid_beam}")
         if self.greedy_out is not None and self.decoder.decoder != "kenlm":
             raise ValueError("--greedy-out adds a greedy report to an LM decoding: use it with --decoder kenlm "
                              "(without an LM, --out is the greedy report)")
@@ -328,7 +334,8 @@ def evaluate_checkpoint(config: CheckpointEvaluationConfig) -> Iterator[SubsetRe
         grid, grid_file = None, None
         if config.grid and index == 0:
             grid = grid_search(decoder, data.emissions, data.references,  # type: ignore[arg-type]
-                               lm_weights=config.grid_lm_weights, word_scores=config.grid_word_scores)
+                               lm_weights=config.grid_lm_weights, word_scores=config.grid_word_scores,
+                               beam=config.grid_beam)
             out_dir = config.results_dir
             out_dir.mkdir(parents=True, exist_ok=True)
             grid_file = out_dir / f"grid-{subset}.tsv"

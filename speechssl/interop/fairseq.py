@@ -133,6 +133,7 @@ def config_from_fairseq(model_cfg: dict[str, Any]) -> Wav2Vec2Config:
         require_same_masks=bool(c.get("require_same_masks", True)),
         mask_channel_prob=float(c.get("mask_channel_prob", 0.0)),
         mask_channel_length=int(c.get("mask_channel_length", 10)),
+        require_same_channel_masks=True,  # fairseq's channel masks always keep the batch's smallest count
         final_dim=int(c.get("final_dim", 0)) or int(c.get("encoder_embed_dim", 768)),
         latent_vars=int(c.get("latent_vars", 320)), latent_groups=int(c.get("latent_groups", 2)),
         latent_dim=int(c.get("latent_dim", 0)), max_temp=float(max_temp), min_temp=float(min_temp),

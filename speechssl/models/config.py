@@ -117,6 +117,11 @@ class Wav2Vec2Config:
     """Length of a channel mask span."""
     mask_channel_min_masks: int = 0
     """Minimum number of channel mask spans."""
+    require_same_channel_masks: bool = False
+    """Subsample channel masks so that every utterance of a batch has the batch's smallest count of masked
+    channels. fairseq does this in fine-tuning (its channel masks keep compute_mask_indices' default), which
+    masks fewer channels than mask_channel_prob suggests; every paper fine-tuning config sets it. False, the
+    default, masks each utterance on its own as transformers does (and as the CPU recipes were tuned)."""
 
     # ---------------------------------------------------------------- quantizer and contrastive head
     final_dim: int = 256

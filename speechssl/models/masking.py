@@ -130,12 +130,14 @@ def mask_seed(seed: int, num_updates: int, utterance_id: int) -> int:
 
 def compute_channel_mask(
     batch_size: int, num_channels: int, mask_prob: float, mask_length: int, *, min_masks: int = 0,
-    rng: np.random.Generator | None = None,
+    require_same_masks: bool = False, rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Channel (feature-axis) span mask (B, C), True where the channel is zeroed for every frame (fairseq's
-    mask_channel_*, applied after time masking)."""
+    mask_channel_*, applied after time masking). `require_same_masks`: every utterance keeps the batch's smallest
+    count of masked channels, a random subset of its own (fairseq always does this for channels: its call keeps
+    compute_mask_indices' default; transformers does not)."""
     return compute_mask_indices((batch_size, num_channels), None, mask_prob, mask_length, min_masks=min_masks,
-                                require_same_masks=False, rng=rng)
+                                require_same_masks=require_same_masks, rng=rng)
 
 
 def sample_distractors(

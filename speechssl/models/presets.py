@@ -27,10 +27,16 @@ def large() -> Wav2Vec2Config:
         encoder_attention_heads=16,
         layer_norm_first=True,
         final_dim=768,
-        # The LV-60k yaml: full gradient into the encoder, lower temperature floor, normalised input.
+        # fairseq's LV-60k pretraining config (wav2vec2_large_librivox.yaml): no dropout anywhere, full gradient
+        # into the encoder, lower temperature floor, no feature penalty (loss_weights [0.1, 0]), normalised input.
+        dropout=0.0,
+        attention_dropout=0.0,
+        dropout_input=0.0,
+        dropout_features=0.0,
+        encoder_layerdrop=0.0,
         feature_grad_mult=1.0,
         min_temp=0.1,
-        encoder_layerdrop=0.0,
+        feature_pen_weight=0.0,
         normalize=True,
     )
 

@@ -205,7 +205,8 @@ class Wav2Vec2Encoder(nn.Module):
         if apply_mask and self.config.mask_channel_prob > 0:
             channels = compute_channel_mask(
                 batch_size, x.shape[-1], self.config.mask_channel_prob, self.config.mask_channel_length,
-                min_masks=self.config.mask_channel_min_masks, rng=_numpy_rng(),
+                min_masks=self.config.mask_channel_min_masks,
+                require_same_masks=self.config.require_same_channel_masks, rng=_numpy_rng(),
             )
             x = x.masked_fill(torch.from_numpy(channels).to(x.device)[:, None, :], 0.0)  # (B, 1, D) over T
         return x, mask_indices

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -17,6 +18,7 @@ from speechssl.models.precision import auto_precision_reason, resolve_device
 from speechssl.training.allocator import keep_freed_memory
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
+from speechssl.training.effective_batch import EffectiveBatch, derive_update_freq
 from speechssl.training.loop import NonFiniteError, Trainer
 from speechssl.training.run_lock import RunDirLock, RunDirLockedError
 
@@ -25,6 +27,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def apply_effective_batch(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any], *,
+                          world_size: int, is_main: bool) -> EffectiveBatch:
+    """Set cfg.trainer.update_freq for this world size (from trainer.tokens_per_update when set), record it in the
+    resolved config written to the run directory, and print the batch (rank 0). Raises ValueError (a config error)
+    when the batch cannot be met within trainer.max_batch_deviation."""
+    t = cfg.trainer
+    batch = derive_update_freq(tokens_per_update=t.tokens_per_update, update_freq=t.update_freq,
+                               max_tokens=cfg.data.max_tokens, world_size=world_size,
+                               max_deviation=t.max_batch_deviation)
+    cfg.trainer = dataclasses.replace(t, update_freq=batch.update_freq)
+    resolved.setdefault("trainer", {})["update_freq"] = batch.update_freq
+    if is_main:
+        print(f"speechssl {app}: {batch.describe()}", flush=True)
+        if batch.warning():
+            print(f"speechssl {app}: warning: {batch.warning()}", file=sys.stderr, flush=True)
+    return batch
 
 
 def build_trainer(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any]) -> Trainer:
@@ -36,6 +56,7 @@ def build_trainer(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict
         torch.set_num_threads(cfg.trainer.threads)
     if cfg.trainer.keep_freed_memory:
         keep_freed_memory()
+    apply_effective_batch(app, cfg, resolved, world_size=dist.world_size, is_main=dist.is_main)
     seed_everything(cfg.trainer.seed)
     if app == "pretrain":
         from speechssl.training.pretrain import PretrainTask

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from speechssl.training.effective_batch import check_batch_settings
 from speechssl.training.health import HealthConfig
 from speechssl.training.optim import OptimConfig, ScheduleConfig
 
@@ -25,7 +26,15 @@ class TrainerConfig:
     max_updates: int = 1000
     """Number of updates to train for (the schedule's length)."""
     update_freq: int = 1
-    """Micro-batches accumulated per update."""
+    """Micro-batches accumulated per update (derived when `tokens_per_update` is set; leave it at 1 then)."""
+    tokens_per_update: int | None = None
+    """The batch per update in samples, padding included, over all ranks and accumulation steps: what a
+    recipe's learning rate and schedule were tuned for (BASE pretraining 64 x 1.4 M = 89.6 M). When set,
+    update_freq = tokens_per_update / (world size x data.max_tokens) at start-up, printed
+    (training/effective_batch.py). null: update_freq as given."""
+    max_batch_deviation: float = 0.1
+    """With tokens_per_update: the largest relative difference accepted (with a warning) when the world size
+    does not divide the batch; beyond it the run is refused, naming the data.max_tokens that would fit."""
     seed: int = 1
     """Seeds python, numpy and torch; batches and masks derive from it too."""
     device: str = "auto"
@@ -75,6 +84,9 @@ class TrainerConfig:
         for key in ("valid_interval", "save_interval"):
             if getattr(self, key) < 0:
                 raise ValueError(f"trainer.{key} must be >= 0, got {getattr(self, key)}")
+        check_batch_settings(tokens_per_update=self.tokens_per_update, update_freq=self.update_freq)
+        if self.max_batch_deviation < 0:
+            raise ValueError(f"trainer.max_batch_deviation must be >= 0, got {self.max_batch_deviation}")
         if self.resume not in {"auto", "none"} and not Path(self.resume).is_file():
             raise ValueError(f"trainer.resume must be auto, none or an existing checkpoint file, got {self.resume!r}")
 
@@ -92,7 +104,13 @@ class DataSection:
     labels: str | None = None
     """Label extension for fine-tuning (`ltr`); null for pretraining."""
     max_tokens: int = 1_400_000
-    """Samples per batch, padding included."""
+    """Samples per batch and rank, padding included."""
+    max_batch_size: int | None = None
+    """At most this many utterances per batch and rank (fairseq's dataset.batch_size; 4 in its LARGE
+    pretraining config); null: only max_tokens limits a batch."""
+    required_batch_size_multiple: int = 8
+    """A batch cut by the budget keeps a multiple of this many utterances (the rest starts the next batch), as
+    fairseq's dataset.required_batch_size_multiple (8)."""
     max_sample_size: int = 250_000
     """Longer utterances are randomly cropped to this many samples."""
     min_sample_size: int = 32_000
@@ -131,6 +149,10 @@ class DataSection:
         if self.max_tokens < self.min_sample_size:
             raise ValueError(f"data.max_tokens={self.max_tokens} is smaller than one minimum-size utterance "
                              f"(data.min_sample_size={self.min_sample_size})")
+        if self.max_batch_size is not None and self.max_batch_size < 1:
+            raise ValueError(f"data.max_batch_size must be >= 1 or null, got {self.max_batch_size}")
+        if self.required_batch_size_multiple < 1:
+            raise ValueError(f"data.required_batch_size_multiple must be >= 1, got {self.required_batch_size_multiple}")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
 

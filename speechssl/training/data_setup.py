@@ -88,7 +88,8 @@ def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, t
         raise ValueError(f"data.max_tokens={data.max_tokens} is smaller than {int(too_long.sum())} utterance(s) of "
                          f"{Path(data.dir) / f'{subset}.tsv'} (the longest: {int(dataset.batch_lengths.max())} "
                          "samples): raise data.max_tokens, or lower data.max_sample_size")
-    loader_cfg = LoaderConfig(max_tokens=data.max_tokens, shuffle=train, seed=seed,
-                              num_workers=data.num_workers, required_batch_size_multiple=1)
+    loader_cfg = LoaderConfig(max_tokens=data.max_tokens, max_batch_size=data.max_batch_size, shuffle=train,
+                              seed=seed, num_workers=data.num_workers,
+                              required_batch_size_multiple=data.required_batch_size_multiple)
     return build_dataloader(dataset, loader_cfg, num_replicas=dist.world_size if train else 1,
                             rank=dist.rank if train else 0)

@@ -127,6 +127,26 @@ def test_grid_search_finds_a_weight_that_uses_the_lm(lm_files, tokenizer, make_e
     assert decoder.config.lm_weight == 2.0
 
 
+def test_grid_search_at_its_own_beam_leaves_the_decoder_at_its_beam(lm_files, tokenizer, make_emissions,
+                                                                    text_frames):
+    """The paper tunes the 4-gram's weights at beam 500 and decodes at 1500: every grid point decodes at the grid's
+    beam; the decoder comes back at its own beam with the best weights."""
+    arpa, lexicon_path = lm_files
+    emissions = [_ambiguous_emissions(make_emissions, text_frames, *case) for case in AMBIGUOUS]
+    decoder = BeamSearchDecoder.from_files(tokenizer, BeamSearchConfig(beam=10), lm_path=arpa,
+                                           lexicon_path=lexicon_path)
+    beams = []
+    decode = decoder.decode
+    decoder.decode = lambda *args, **kw: beams.append(decoder.config.beam) or decode(*args, **kw)
+    result = grid_search(decoder, emissions, [c[0] for c in AMBIGUOUS], lm_weights=[0.0, 2.0], word_scores=[0.0],
+                         beam=4)
+    assert beams == [4] * 2 * len(AMBIGUOUS)
+    assert decoder.config.beam == 10 and decoder.config.lm_weight == result.best.lm_weight == 2.0
+    assert decode(emissions[0].unsqueeze(0))[0].text == AMBIGUOUS[0][0]  # the rebuilt search decodes at beam 10
+    with pytest.raises(ValueError, match="`beam`"):
+        decoder.set_beam(0)
+
+
 def test_lexicon_from_vocabulary(tokenizer, tmp_path):
     lexicon = lexicon_from_words(["CAT", "DON'T", "<s>", "NAÏVE", "CAT"], tokenizer)
     assert lexicon.spellings == {"CAT": [["C", "A", "T", "|"]], "DON'T": [["D", "O", "N", "'", "T", "|"]]}

@@ -68,6 +68,16 @@ def test_evaluate_cli_kenlm_with_grid(fake_checkpoint, data_dir, tmp_path, capsy
     assert summary["settings"]["decoder"] == "kenlm" and summary["settings"]["lm_weight"] in (0.0, 1.0)
     rows = [line.split("\t") for line in (out / "utterances-test.tsv").read_text().splitlines()[1:]]
     assert summary["wer_fraction"] == pytest.approx(jiwer.wer([r[1] for r in rows], [r[2] for r in rows]))
+    assert "grid at beam 8: 2 settings" in capsys.readouterr().out
+    # tuned at one beam, decoded at another (the paper's 500 and 1500); --grid-beam needs --grid
+    rc = main(["evaluate", str(fake_checkpoint), str(data_dir), "--out", str(out), "--decoder", "kenlm",
+               "--lm", str(arpa), "--grid", "--grid-lm-weights", "0,1", "--grid-word-scores=-1,0", "--beam", "8",
+               "--grid-beam", "3"])
+    assert rc == 0 and "grid at beam 3: 4 settings" in capsys.readouterr().out
+    assert json.loads((out / "summary-test.json").read_text())["settings"]["beam"] == 8
+    assert main(["evaluate", str(fake_checkpoint), str(data_dir), "--decoder", "kenlm", "--lm", str(arpa),
+                 "--grid-beam", "3"]) == 2
+    assert "--grid-beam" in capsys.readouterr().err
 
 
 def test_evaluate_cli_greedy_out_equals_a_greedy_evaluate(fake_checkpoint, data_dir, tmp_path, capsys):

@@ -72,6 +72,21 @@ def test_channel_mask_shape_and_rate():
     assert mask.shape == (64, 256) and 0.25 < mask.mean() < 0.6
 
 
+def test_channel_masks_with_same_count_as_fairseq():
+    """fairseq's fine-tuning channel masks keep the batch's smallest count of masked channels per utterance, a
+    subset of each one's own spans; at BASE 960h's p=0.1 (1.2 spans of 64 expected over 768 channels) that
+    masks 64 channels where each utterance on its own would mask 75 on average (p=0.5: 248 against 310)."""
+    rng = np.random.default_rng(3)
+    free = compute_channel_mask(8, 768, 0.1, 64, rng=np.random.default_rng(3))
+    same = compute_channel_mask(8, 768, 0.1, 64, require_same_masks=True, rng=rng)
+    counts = same.sum(axis=1)
+    assert (counts == counts[0]).all() and counts[0] == free.sum(axis=1).min()
+    assert (same <= free).all()  # the same draws, subsampled: no channel outside the utterance's own spans
+    many = np.concatenate([compute_channel_mask(8, 768, 0.1, 64, require_same_masks=True, rng=rng)
+                           for _ in range(200)])
+    assert 0.07 < many.mean() < 0.09 < compute_channel_mask(1600, 768, 0.1, 64, rng=rng).mean()
+
+
 def _random_mask(b: int, t: int, p: float, seed: int, padding: torch.Tensor | None = None) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(b, t, generator=g) < p

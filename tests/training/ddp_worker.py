@@ -20,7 +20,8 @@ for step in range(3):
     trainer.train_update([ds.collate(items[rank * half:(rank + 1) * half])])
 if rank == 0:
     # The normalised gradient of the last update too: Adam's update hides a wrong gradient scale.
-    torch.save({"model": trainer.model.state_dict(), "grads": [p.grad for p in trainer.params]}, out)
+    torch.save({"model": trainer.model.state_dict(), "grads": [p.grad for p in trainer.params],
+                "update_freq": trainer.cfg.update_freq}, out)
 # Tear down together, as `speechssl finetune` does: a rank that left its gloo group while rank 0 was still
 # saving aborted once in a full suite run ("terminate called without an active exception"; not reproduced in
 # 60 runs alone).

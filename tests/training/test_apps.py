@@ -118,14 +118,15 @@ def test_invalid_values_fail_with_key(tone_corpus, bad, needle):
 
 
 def test_ddp_matches_single_process(tone_corpus, tmp_path):
-    """2 gloo processes, each on half of every batch, give the parameters of one process on the whole batch."""
+    """2 gloo processes, each on half of every batch, give the parameters of one process on the whole batch; the
+    batch per update (trainer.tokens_per_update) takes half the accumulation steps on two ranks."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     overrides = [*DETERMINISTIC_CTC, "trainer.max_updates=4", "trainer.save_interval=0", "optim.lr=1e-4",
-                 "optim.eps=1e-6"]
+                 "optim.eps=1e-6", "data.max_tokens=100000", "trainer.tokens_per_update=800000"]
     out = tmp_path / "ddp.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
@@ -140,6 +141,9 @@ def test_ddp_matches_single_process(tone_corpus, tmp_path):
     for step in range(3):
         single.train_update([ds.collate([ds[i] for i in range(step * 6, step * 6 + 6)])])
     ddp = torch.load(out)
+    assert (ddp["update_freq"], single.cfg.update_freq) == (4, 8)
+    assert proc.stdout.count("batch 0.8 M samples per update = 2 rank(s) x 0.1 M (data.max_tokens) x "
+                             "update_freq 4") == 1  # rank 0 says it, once
     for k, v in single.model.state_dict().items():
         assert torch.allclose(v, ddp["model"][k], atol=1e-5, rtol=0), (k, (v - ddp["model"][k]).abs().max())
     # Gradients normalised by the total sample size over ranks (Adam alone would hide a wrong scale).
