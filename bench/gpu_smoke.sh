@@ -93,7 +93,7 @@ cli() { "$py" -m speechssl.cli.main "$@"; }
 
 cd "$repo" || exit 2
 if [ $run_tests = 1 ]; then
-  stage cuda-tests "$py" -m pytest -q -m cuda -p no:cacheprovider tests/training/test_cuda.py
+  stage cuda-tests "$py" -m pytest -m cuda -p no:cacheprovider tests/training/test_cuda.py
 fi
 
 make_corpus() {

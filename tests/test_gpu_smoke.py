@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_smoke_script_runs_every_stage_on_the_cpu(tmp_path):
+    """~40 s of CPU (eight processes that each import torch); longer in wall time on a loaded machine."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHON=sys.executable)
     proc = subprocess.run(["bash", str(REPO / "bench/gpu_smoke.sh"), "--device", "cpu", "--out", str(tmp_path)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -45,5 +49,5 @@ def test_gpu_smoke_report_fails_a_failed_or_unchecked_stage(tmp_path):
     assert "| corpus | ok |" in proc.stdout and "train 1 utterances" in proc.stdout
     assert "| pretrain-fp32 | FAILED (exit 3) |" in proc.stdout
     assert "| finetune | skipped |" in proc.stdout
-    assert "| pretrain-bf16 | FAILED |" in proc.stdout and "loss 6.000 -> 8.000" in proc.stdout
+    assert "| pretrain-bf16 | FAILED |" in proc.stdout and "loss 6.500 -> 8.500" in proc.stdout
     assert "FAILED: pretrain-fp32, finetune, pretrain-bf16" in proc.stdout
