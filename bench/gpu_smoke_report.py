@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -48,7 +49,7 @@ def check_finetune(run_dir: Path, freeze: int) -> tuple[bool, str]:
 
     s = _summary(run_dir)
     config = (run_dir / "config.yaml").read_text()
-    init = Path(re.search(r"^init: (.+)$", config, re.M).group(1).strip("'\""))
+    init = Path(re.search(r"^init: (.+)$", config, re.MULTILINE).group(1).strip("'\""))
     pretrained = load_checkpoint(init)["model"]
     frozen = load_checkpoint(run_dir / f"checkpoints/checkpoint_{freeze}.pt")["model"]
     last = load_checkpoint(run_dir / "checkpoints/checkpoint_last.pt")["model"]
@@ -74,12 +75,8 @@ def check_evaluate(work: Path) -> tuple[bool, str]:
 def check_ddp(run_dir: Path) -> tuple[bool, str]:
     s = _summary(run_dir)
     losses = _train_losses(run_dir)
-    ok = s["world_size"] == 2 and s["skipped_nonfinite"] == 0 and all(map(_finite, losses))
+    ok = s["world_size"] == 2 and s["skipped_nonfinite"] == 0 and all(map(math.isfinite, losses))
     return ok, f"2 ranks, {s['updates']} updates, {s['audio_hours_per_hour']:.1f} audio-s/s (both ranks)"
-
-
-def _finite(x: float) -> bool:
-    return x == x and abs(x) != float("inf")
 
 
 def bench_rows(path: Path) -> list[str]:
@@ -139,7 +136,7 @@ def main() -> int:
             continue
         try:
             ok, detail = checks[name]()
-        except Exception as exc:  # a missing file or record is a failed check, named
+        except Exception as exc:  # noqa: BLE001 - a missing file or record is a failed check, named
             ok, detail = False, f"check failed: {type(exc).__name__}: {exc}"
         table.append((name, "ok" if ok else "FAILED", seconds, detail))
         if not ok:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_apps import COMMON, DETERMINISTIC_CTC, PRETRAIN, REPO, _trainer
 
 pytestmark = pytest.mark.cuda
@@ -105,11 +104,11 @@ def test_evaluate_and_transcribe_on_the_gpu(tone_corpus, tmp_path):
                      "--device", device]) == 0
         cer[device] = json.loads((tmp_path / device / "summary-valid.json").read_text())["cer_fraction"]
     assert abs(cer["cuda"] - cer["cpu"]) <= 0.01, cer
-    wav = sorted((Path(tone_corpus).parent / "audio").glob("*.wav"))[0]
+    wav = min((Path(tone_corpus).parent / "audio").glob("*.wav"))
     texts = {}
     for device in ("cpu", "cuda"):
         proc = subprocess.run([sys.executable, "-m", "speechssl.cli.main", "transcribe", str(ckpt), str(wav),
-                               "--device", device], cwd=REPO, capture_output=True, text=True, timeout=300)
+                               "--device", device], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:]
         texts[device] = proc.stdout
     assert texts["cuda"] == texts["cpu"]

@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_apps import DETERMINISTIC_CTC, PRETRAIN, REPO, _trainer
 
 from speechssl.interop.checkpoint import load_checkpoint, save_speechssl_checkpoint
 from speechssl.training.checkpoint import restore_rank_rng, rng_state
 from speechssl.training.loop import KILL_AFTER_UPDATE_ENV
-
-from test_apps import DETERMINISTIC_CTC, PRETRAIN, REPO, _trainer
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
