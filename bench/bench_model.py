@@ -4,6 +4,7 @@
     python bench/bench_model.py --quick                 # small only, 2 x 2 s, 1 + 2 runs (a few minutes)
     python bench/bench_model.py --models base --tasks pretrain --precisions bf16 --repeats 7
     python bench/bench_model.py --profile speechssl --models base --tasks pretrain --precisions bf16
+    python bench/bench_model.py --device cuda --models base --batch 8 --seconds 15   # on a GPU
 
 For each model size, task and precision both implementations get the same weights (a seeded speechssl model
 exported with `speechssl.interop.export_hf_directory` and loaded by transformers' `from_pretrained`), the same
@@ -35,7 +36,12 @@ Both use `torch.optim.AdamW(fused=True)` (the transformers Trainer's default `ad
 both; speechssl's `trainer.precision=auto` picks it on CPUs with native bf16, so the "default" ratio compares
 speechssl bf16 with transformers fp32.
 
-Peak memory is measured in a fresh child process per (implementation, size, task, precision): the child builds
+With `--device cuda` the same work runs on the GPU (weights, batch and optimizer there; TF32 for fp32 as
+`speechssl pretrain` enables it, for both; every timed step is synchronised); peak memory is then the CUDA
+caching allocator's peak of allocated memory in the timing process itself, and, in brackets, that peak less the
+memory allocated before the step (weights and optimizer state).
+
+Peak memory (CPU) is measured in a fresh child process per (implementation, size, task, precision): the child builds
 the model, its optimizer and the batch, resets the kernel's RSS high-water mark (`/proc/self/clear_refs`), runs
 the steps and reads `VmHWM`. The table shows that peak RSS of the whole process and, in brackets, the same minus
 the RSS before the first step (activations, gradients, optimizer state and allocator slack, without the
@@ -71,6 +77,7 @@ from speechssl.data.audio import SAMPLE_RATE
 TASKS = ("pretrain", "finetune", "infer")
 PRECISIONS = ("fp32", "bf16")
 IMPLS = ("speechssl", "transformers")
+DEVICE = torch.device("cpu")  # --device
 # base_10h fine-tuning overrides (conf/experiment/finetune_10h.yaml), LayerDrop off for equal work.
 FINETUNE_OVERRIDES = {
     "dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.1, "dropout_input": 0.0,
@@ -91,15 +98,28 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
+def device_name() -> str:
+    return torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else cpu_model()
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
     """Best GFLOP/s of an n^3 matmul (the measured roofline for that dtype)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    if DEVICE.type == "cuda":
+        n = 8192
+    a, b = torch.randn(n, n).to(DEVICE, dtype), torch.randn(n, n).to(DEVICE, dtype)
     for _ in range(2):
         a @ b
     best = float("inf")
     for _ in range(repeats):
+        synchronize()
         t = time.perf_counter()
         a @ b
+        synchronize()
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -141,7 +161,7 @@ def load(impl: str, directory: Path) -> torch.nn.Module:
     if impl == "speechssl":
         from speechssl.interop import load_hf_directory
 
-        return load_hf_directory(directory).model
+        return load_hf_directory(directory).model.to(DEVICE)
     import transformers
 
     config = json.loads((directory / "config.json").read_text())
@@ -149,7 +169,7 @@ def load(impl: str, directory: Path) -> torch.nn.Module:
         transformers.Wav2Vec2ForPreTraining
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return cls.from_pretrained(directory)
+        return cls.from_pretrained(directory).to(DEVICE)
 
 
 @dataclass
@@ -180,12 +200,13 @@ def make_batch(size: str, batch_size: int, seconds: float, seed: int = 0) -> Bat
     negatives = sample_distractors(mask, cfg.num_negatives, seeds=seeds)
     letters = int(seconds * 12)
     targets = torch.randint(5, 32, (batch_size, letters), generator=g)
-    return Batch(waveforms, mask, negatives, targets, torch.full((batch_size,), letters))
+    return Batch(waveforms.to(DEVICE), mask.to(DEVICE), negatives.to(DEVICE), targets.to(DEVICE),
+                 torch.full((batch_size,), letters, device=DEVICE))
 
 
 def autocast(precision: str):
     if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(DEVICE.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -321,8 +342,13 @@ def shipped_keeps_freed_memory(task: str) -> bool:
 
 def set_allocator(impl: str, mode: str, task: str) -> None:
     """glibc malloc as `impl` runs `task` under `mode`: `shipped` (speechssl with the setting its command ships
-    with, see shipped_keeps_freed_memory; transformers with glibc's defaults), `default` or `kept` for both."""
+    with, see shipped_keeps_freed_memory; transformers with glibc's defaults), `default` or `kept` for both.
+    On a GPU glibc's defaults for both, as `speechssl pretrain` leaves them there."""
     from speechssl.training.allocator import keep_freed_memory, restore_default_allocator
+
+    if DEVICE.type == "cuda":
+        restore_default_allocator()
+        return
 
     if mode == "kept" or (mode == "shipped" and impl == "speechssl" and shipped_keeps_freed_memory(task)):
         keep_freed_memory()
@@ -331,7 +357,9 @@ def set_allocator(impl: str, mode: str, task: str) -> None:
 
 
 def time_pair(size: str, task: str, precision: str, batch: Batch, directory: Path, *, warmup: int,
-              repeats: int, allocator: str = "shipped") -> dict[str, list[float]]:
+              repeats: int, allocator: str = "shipped", gpu_memory: dict | None = None) -> dict[str, list[float]]:
+    """Seconds per step of each implementation; on a GPU `gpu_memory[impl]` gets (peak MB, peak MB less the
+    memory allocated before the step) over the timed steps."""
     models = {impl: load(impl, directory) for impl in IMPLS}
     steps = {impl: make_step(impl, task, precision, models[impl], batch) for impl in IMPLS}
     for _ in range(warmup):
@@ -343,11 +371,22 @@ def time_pair(size: str, task: str, precision: str, batch: Batch, directory: Pat
         order = IMPLS if r % 2 == 0 else IMPLS[::-1]  # ABBA: drifting load hits both alike
         for impl in order:
             set_allocator(impl, allocator, task)
+            if DEVICE.type == "cuda":
+                synchronize()
+                before = torch.cuda.memory_allocated(DEVICE)
+                torch.cuda.reset_peak_memory_stats(DEVICE)
             t = time.perf_counter()
             steps[impl]()
+            synchronize()
             times[impl].append(time.perf_counter() - t)
+            if DEVICE.type == "cuda" and gpu_memory is not None:
+                peak = torch.cuda.max_memory_allocated(DEVICE)
+                old = gpu_memory.get(impl, (0.0, 0.0))
+                gpu_memory[impl] = (max(old[0], peak / 2**20), max(old[1], (peak - before) / 2**20))
     del steps, models
     gc.collect()
+    if DEVICE.type == "cuda":
+        torch.cuda.empty_cache()
     return times
 
 
@@ -386,8 +425,17 @@ def main() -> None:
                         help="glibc malloc per implementation: shipped (speechssl as its command for the task runs: "
                              "freed memory kept in pretraining and inference, glibc's defaults in fine-tuning; "
                              "transformers glibc's defaults), default or kept for both")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N): where both implementations run")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: no CUDA device is visible")
+        from speechssl.models.precision import configure_matmul_precision
+
+        configure_matmul_precision(DEVICE, tf32=True)
 
     if args.table:
         saved = json.loads(args.table.read_text())
@@ -412,11 +460,12 @@ def main() -> None:
 
     from speechssl.models.precision import BF16_MIN_SPEEDUP, cpu_bf16_speedup
 
-    if "bf16" in precisions and cpu_bf16_speedup() < BF16_MIN_SPEEDUP:
+    if "bf16" in precisions and DEVICE.type == "cpu" and cpu_bf16_speedup() < BF16_MIN_SPEEDUP:
         print(f"warning: a bf16 matmul runs at {cpu_bf16_speedup():.2f}x fp32 on this CPU; bf16 autocast figures "
               "will be slow for both (speechssl's precision=auto picks fp32 here)", file=sys.stderr)
     machine = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
+        "cpu": device_name(), "device": str(DEVICE), "cores": os.cpu_count(), "threads": args.threads,
+        "torch": torch.__version__,
         "transformers": transformers.__version__, "loadavg_start": os.getloadavg(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"), "allocator": args.allocator,
     }
@@ -440,13 +489,16 @@ def main() -> None:
                     continue
                 flops = count_flops(size, task, batch, weights)
                 for precision in precisions:
+                    gpu_memory: dict[str, tuple[float, float]] = {}
                     times = time_pair(size, task, precision, batch, weights, warmup=args.warmup,
-                                      repeats=args.repeats, allocator=args.allocator)
+                                      repeats=args.repeats, allocator=args.allocator, gpu_memory=gpu_memory)
                     for impl in IMPLS:
                         med = statistics.median(times[impl])
                         r = Result(size, task, precision, impl, batch.audio_seconds / med, times[impl], flops,
                                    fraction_of_peak=flops / med / 1e9 / peaks[precision])
-                        if args.memory_steps > 0:
+                        if impl in gpu_memory:
+                            r.rss_peak_mb, r.step_peak_mb = gpu_memory[impl]
+                        elif args.memory_steps > 0 and DEVICE.type == "cpu":
                             mem = measure_memory({"impl": impl, "size": size, "task": task, "precision": precision,
                                                   "batch": args.batch, "seconds": args.seconds,
                                                   "threads": args.threads, "dir": str(weights),
@@ -510,7 +562,10 @@ def print_table(results: list[Result], machine: dict) -> None:
     # speechssl's default precision (auto: bf16 where its matmuls measure faster) against transformers' fp32 default
     from speechssl.models.precision import resolve_precision
 
-    default = resolve_precision("auto", torch.device("cpu"))
+    device = torch.device(machine.get("device", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():  # --table of a GPU run, read elsewhere
+        return
+    default = resolve_precision("auto", device)
     lines = []
     for (size, task, precision, impl), ours in by_key.items():
         theirs = by_key.get((size, task, "fp32", "transformers"))

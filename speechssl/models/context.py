@@ -61,8 +61,9 @@ class PositionalConvEmbedding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, D) -> positional embedding (B, T, D).
 
-        The (B, T, D) memory is read as a channels-last (B, D, 1, T) image by a 2-D convolution with the same
-        weights (oneDNN: ~1.9x faster forward + backward on the CPU than Conv1d on the transposed (B, D, T))."""
+        On the CPU the (B, T, D) memory is read as a channels-last (B, D, 1, T) image by a 2-D convolution with
+        the same weights (oneDNN: ~1.9x faster forward + backward than Conv1d on the transposed (B, D, T)); on
+        a GPU, where that was never timed, the plain Conv1d runs."""
         conv = self.conv
         if x.device.type == "cpu" and not self.bf16_safe_on_cpu and _runs_in_bf16(x, conv.bias):
             # The bf16 convolution computed in fp32 from bf16-rounded operands, rounded back to bf16: the
@@ -77,10 +78,14 @@ class PositionalConvEmbedding(nn.Module):
 
     def _convolve(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         conv = self.conv
-        weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (D, D/g, 1, k)
-        y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, bias, padding=(0, conv.padding[0]),
-                     groups=conv.groups)  # (B, D, 1, T + 1) for even kernels, channels-last
-        y = y.squeeze(2).transpose(1, 2)  # (B, T + 1, D)
+        if x.device.type == "cpu":  # a oneDNN tuning, measured on the CPU only
+            weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (D, D/g, 1, k)
+            y = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight, bias, padding=(0, conv.padding[0]),
+                         groups=conv.groups)  # (B, D, 1, T + 1) for even kernels, channels-last
+            y = y.squeeze(2).transpose(1, 2)  # (B, T + 1, D)
+        else:  # cuDNN: the plain grouped Conv1d, as fairseq and transformers run it
+            y = F.conv1d(x.transpose(1, 2), weight, bias, padding=conv.padding[0],
+                         groups=conv.groups).transpose(1, 2)  # (B, D, T + 1) -> (B, T + 1, D)
         if self.remove_last:
             y = y[:, :-1]
         return F.gelu(y)  # (B, T, D)

@@ -86,7 +86,9 @@ def sampled_contrastive_logits(
         else:  # distractors from other utterances: gather them (S, K, F) after all
             negative = torch.bmm(t[rows], p[:, :, None]).squeeze(-1)  # (S, K)
     logits = torch.cat([positive, negative], dim=1) / logit_temp  # (S, 1 + K)
-    _, group = torch.unique(targets.detach(), dim=0, return_inverse=True)  # (S,) same id <=> identical rows
+    # fp32 for the grouping: CUDA's `unique` had no bf16 kernel before torch 2.5 (pyproject allows 2.4) and
+    # targets come out of autocast; widening is exact, so identical rows stay identical and no others become so.
+    _, group = torch.unique(targets.detach().float(), dim=0, return_inverse=True)  # (S,) same id <=> same rows
     neg_is_pos = group[rows] == group[:, None]  # (S, K)
     if bool(neg_is_pos.any()):
         logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(neg_is_pos, float("-inf"))], dim=1)
@@ -104,15 +106,18 @@ def diversity_loss(prob_perplexity: torch.Tensor, num_codevectors: int) -> torch
     return (num_codevectors - prob_perplexity) / num_codevectors
 
 
-def num_correct(logits: torch.Tensor) -> int:
+def num_correct(logits: torch.Tensor) -> torch.Tensor:
     """Rows whose argmax is the positive (index 0), fairseq's rule: rows whose logits are all equal (argmax
-    and argmin both 0) never count as correct. transformers reports no accuracy."""
+    and argmin both 0) never count as correct. transformers reports no accuracy.
+
+    A 0-d long tensor on the logits' device (`int()` it to read it): reading it waits for the GPU, so the
+    trainer reads all of a step's statistics at once."""
     if logits.numel() == 0:
-        return 0
+        return torch.zeros((), dtype=torch.long, device=logits.device)
     with torch.no_grad():
         is_max = logits.argmax(-1) == 0
         is_min = logits.argmin(-1) == 0
-        return int((is_max & ~is_min).sum())
+        return (is_max & ~is_min).sum()
 
 
 @dataclass
@@ -129,8 +134,8 @@ class PretrainingLoss:
     """Mean squared feature-encoder output, per step."""
     sample_size: int
     """Number of masked steps."""
-    num_correct: int
-    """Masked steps whose positive has the highest logit (fairseq rule)."""
+    num_correct: torch.Tensor
+    """Masked steps whose positive has the highest logit (fairseq rule; a 0-d tensor, see `num_correct`)."""
     num_count: int
     """Masked steps counted for accuracy."""
 

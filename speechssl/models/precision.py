@@ -55,10 +55,26 @@ def cpu_bf16_speedup() -> float:
     return best_seconds(torch.float32) / best_seconds(torch.bfloat16)
 
 
+def cuda_has_native_bf16() -> bool:
+    """The current GPU computes bf16 in hardware (Ampere, compute capability 8.0, and later).
+
+    `torch.cuda.is_bf16_supported()` alone also says yes where bf16 is only emulated (V100, T4: capability
+    7.x), and emulated bf16 autocast runs slower than fp16; `including_emulation=False` (torch >= 2.5) asks
+    the right question, the compute capability answers it on older torch.
+    """
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch 2.4: no including_emulation argument
+        if torch.version.hip:  # ROCm: is_bf16_supported has never counted emulation there
+            return bool(torch.cuda.is_bf16_supported())
+        return torch.cuda.get_device_capability()[0] >= 8 and bool(torch.cuda.is_bf16_supported())
+
+
 def auto_precision_reason(device: torch.device) -> str:
     """One line saying what `precision=auto` picks on `device` and why (for the run's log)."""
     if device.type == "cuda":
-        return "bf16 (the GPU supports it)" if torch.cuda.is_bf16_supported() else "fp16 (the GPU has no bf16)"
+        return ("bf16 (the GPU computes bf16 natively)" if cuda_has_native_bf16() else
+                "fp16 (the GPU has no native bf16; emulated bf16 would run slower)")
     if not cpu_has_native_bf16():
         return "fp32 (this CPU has no bf16 instructions)"
     speedup = cpu_bf16_speedup()
@@ -72,7 +88,7 @@ def resolve_precision(precision: str, device: torch.device, *, key: str = "train
         raise ValueError(f"{key} must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if cuda_has_native_bf16() else "fp16"
         return "bf16" if cpu_has_native_bf16() and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"{key}=fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
@@ -102,3 +118,14 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"trainer.device={name!r} but no CUDA device is available")
     return device
+
+
+def configure_matmul_precision(device: torch.device, *, tf32: bool) -> None:
+    """On a CUDA device, let fp32 matmuls and convolutions use TF32 tensor cores (Ampere and later; fairseq and
+    NVIDIA's wav2vec 2.0 port train fp32 so: ~2x their speed, 10-bit mantissa products, fp32 sums). autocast's
+    bf16/fp16 regions are unaffected; the parts kept fp32 on purpose (cosine logits, Gumbel softmax) are
+    elementwise or reductions, not matmuls. The CPU is left alone (no TF32 there)."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32

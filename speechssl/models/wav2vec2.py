@@ -240,15 +240,15 @@ class PretrainingOutput:
     """S: number of masked steps (the loss normaliser)."""
     logits: torch.Tensor
     """(S, 1 + K) fp32 cosine logits / logit_temp, rows in (batch, time) order, positive at index 0."""
-    num_correct: int
-    """Rows whose positive wins (fairseq rule, all-equal rows excluded)."""
+    num_correct: torch.Tensor
+    """Rows whose positive wins (fairseq rule, all-equal rows excluded); a 0-d tensor on the device."""
     num_count: int
     """Rows counted."""
     continuous_loss: torch.Tensor | None
     """InfoNCE against the continuous-feature targets, summed over masked steps (nats; included in `loss` with
     weight `continuous_target_weight`), or None when that weight is 0."""
-    continuous_num_correct: int | None
-    """Rows whose continuous positive wins, or None."""
+    continuous_num_correct: torch.Tensor | None
+    """Rows whose continuous positive wins (a 0-d tensor), or None."""
     code_perplexity: torch.Tensor
     """Hard-choice codebook perplexity over the masked steps."""
     prob_perplexity: torch.Tensor

@@ -14,7 +14,7 @@ import torch
 
 from speechssl.data.audio import audio_error_message
 from speechssl.interop.checkpoint import CheckpointError, DiskFullError
-from speechssl.models.precision import auto_precision_reason, resolve_device
+from speechssl.models.precision import auto_precision_reason, configure_matmul_precision, resolve_device
 from speechssl.training.allocator import keep_freed_memory
 from speechssl.training.config import FinetuneConfig, PretrainConfig
 from speechssl.training.distributed import cleanup, init_distributed
@@ -49,13 +49,16 @@ def apply_effective_batch(app: str, cfg: PretrainConfig | FinetuneConfig, resolv
 
 def build_trainer(app: str, cfg: PretrainConfig | FinetuneConfig, resolved: dict[str, Any]) -> Trainer:
     device = resolve_device(cfg.trainer.device)
-    dist = init_distributed(device.type)
+    dist = init_distributed(device.type, timeout_minutes=cfg.trainer.dist_timeout_minutes)
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
     if cfg.trainer.threads > 0:
         torch.set_num_threads(cfg.trainer.threads)
-    if cfg.trainer.keep_freed_memory:
+    # The glibc setting exists for the CPU's activations: on a GPU they live in CUDA's caching allocator, and
+    # the host's heap would only hold the data pipeline's peak for the whole run.
+    if cfg.trainer.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()
+    configure_matmul_precision(device, tf32=cfg.trainer.tf32)
     apply_effective_batch(app, cfg, resolved, world_size=dist.world_size, is_main=dist.is_main)
     seed_everything(cfg.trainer.seed)
     if app == "pretrain":

@@ -72,14 +72,19 @@ def remove_interrupted_writes(run_dir: str | os.PathLike) -> list[Path]:
 
 
 def rng_state() -> dict:
-    """Every RNG a training step draws from: python, numpy, torch CPU and CUDA."""
+    """Every RNG this process's training step draws from: python, numpy, torch CPU and this process's GPU.
+
+    Per process: under DDP each rank draws its own dropout masks on batches of its own shapes, so the ranks'
+    generators differ and a checkpoint keeps one of these per rank (`gather_rng_states`). Only the current
+    GPU's CUDA state is kept (rank r drives GPU r), so a resume on a machine with fewer visible GPUs works.
+    """
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -87,5 +92,46 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, (list, tuple)):  # older checkpoints: every visible GPU's state, in device order
+            index = torch.cuda.current_device()
+            if index >= len(cuda):
+                return
+            cuda = cuda[index]
+        torch.cuda.set_rng_state(cuda)
+
+
+def seed_rng(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every GPU) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rank_rng_states(saved: dict | list[dict]) -> list[dict]:
+    """The per-rank RNG states of a checkpoint's `rng` entry (a single dict: a checkpoint of one process, or
+    written before states were kept per rank)."""
+    return [saved] if isinstance(saved, dict) else list(saved)
+
+
+def restore_rank_rng(saved: dict | list[dict], *, rank: int, world_size: int, seed: int, num_updates: int) -> str | None:
+    """Restore this rank's generators from a checkpoint's `rng` entry; returns a warning, or None when the
+    checkpoint was written by as many ranks as are resuming it (the resumed run is then bit-identical).
+
+    On another number of ranks the run cannot be bit-identical anyway (each rank's batches change), so:
+    rank r restores the state rank r saved when there was one, and any further rank seeds its generators from
+    (trainer.seed, update, rank), so that no two ranks share a stream.
+    """
+    states = rank_rng_states(saved)
+    if rank < len(states):
+        set_rng_state(states[rank])
+    else:
+        seed_rng(seed * 1_000_003 + num_updates * 1_009 + rank)
+    if len(states) == world_size:
+        return None
+    return (f"the checkpoint holds the RNG state of {len(states)} rank(s), the run resumes on {world_size}: "
+            f"ranks 0-{min(len(states), world_size) - 1} continue their saved random streams, "
+            + (f"ranks {len(states)}-{world_size - 1} start streams seeded from (trainer.seed, update, rank); "
+               if world_size > len(states) else "")
+            + "batches and dropout differ from an uninterrupted run")

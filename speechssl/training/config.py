@@ -53,7 +53,8 @@ class TrainerConfig:
     keep_interval_checkpoints: int = 2
     """How many numbered checkpoints to keep (-1: all)."""
     max_consecutive_nonfinite: int = 10
-    """Stop the run after this many non-finite updates in a row."""
+    """Stop the run after this many non-finite updates in a row (fp32/bf16; under fp16 the run stops once the
+    loss scaler, which halves its scale at each overflow, falls below 1e-4, fairseq's min_loss_scale)."""
     patience: int = 0
     """Stop early after this many validations in a row without a new best (the task's best metric: valid loss
     in pretraining, `best_metric` in fine-tuning); 0 trains to max_updates. With it, max_updates is a ceiling
@@ -68,6 +69,13 @@ class TrainerConfig:
     """Serve CPU allocations from the heap and never trim it (glibc only; see training/allocator.py): each step
     reuses the previous one's memory instead of page-faulting it in again. Resident memory then stays at
     the run's peak, which is higher (BASE bf16 pretraining step: 2.4 -> 2.8 GB for 6.3 -> 6.8 audio-s/s)."""
+    tf32: bool = True
+    """On a CUDA device, fp32 matmuls and convolutions use TF32 tensor cores (Ampere and later; no effect on the
+    CPU or on autocast's bf16/fp16 regions)."""
+    dist_timeout_minutes: float = 120.0
+    """How long a rank waits in a collective (all-reduce, barrier) before the process group gives up. Rank 0
+    validates and writes checkpoints alone while the others wait at a barrier: this must exceed the longest
+    validation plus checkpoint write (NCCL's own default, 10 minutes, does not for a large valid set)."""
     health: HealthConfig = field(default_factory=HealthConfig)
     """Training-health monitor settings."""
 
@@ -77,6 +85,8 @@ class TrainerConfig:
         for key, value in positive.items():
             if value < 1:
                 raise ValueError(f"trainer.{key} must be >= 1, got {value}")
+        if self.dist_timeout_minutes <= 0:
+            raise ValueError(f"trainer.dist_timeout_minutes must be > 0, got {self.dist_timeout_minutes}")
         if self.patience < 0:
             raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
         if self.patience and not self.valid_interval:

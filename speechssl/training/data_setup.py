@@ -61,9 +61,10 @@ def dropped_counts(dataset: UnlabeledAudioDataset | LabeledAudioDataset, cfg: Au
 
 
 def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, train: bool, geometry: FrameGeometry,
-                 tokenizer: LetterTokenizer | None = None) -> AudioDataLoader:
+                 tokenizer: LetterTokenizer | None = None, pin_memory: bool = False) -> AudioDataLoader:
     """Loader over `<data.dir>/<subset>.tsv`, sharded over ranks; labeled when a tokenizer is given. `geometry`
-    is the model's (its config's): no utterance shorter than its receptive field reaches it."""
+    is the model's (its config's): no utterance shorter than its receptive field reaches it. `pin_memory`
+    (training on a GPU) lets batches copy to the device asynchronously (`batch.to(device, non_blocking=True)`)."""
     if data.max_tokens < geometry.receptive_field:
         raise ValueError(f"data.max_tokens={data.max_tokens} is smaller than the model's "
                          f"{geometry.receptive_field}-sample receptive field")
@@ -90,6 +91,6 @@ def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, t
                          "samples): raise data.max_tokens, or lower data.max_sample_size")
     loader_cfg = LoaderConfig(max_tokens=data.max_tokens, max_batch_size=data.max_batch_size, shuffle=train,
                               seed=seed, num_workers=data.num_workers,
-                              required_batch_size_multiple=data.required_batch_size_multiple)
+                              required_batch_size_multiple=data.required_batch_size_multiple, pin_memory=pin_memory)
     return build_dataloader(dataset, loader_cfg, num_replicas=dist.world_size if train else 1,
                             rank=dist.rank if train else 0)

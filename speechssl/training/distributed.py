@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -29,8 +30,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
+def init_distributed(device_type: str, *, timeout_minutes: float = 120.0) -> DistInfo:
+    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK).
+
+    `timeout_minutes` bounds every collective (trainer.dist_timeout_minutes): the other ranks wait at a
+    barrier while rank 0 validates and writes a checkpoint, longer than NCCL's 10-minute default on a large
+    valid set."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
@@ -40,16 +45,19 @@ def init_distributed(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
-def all_reduce_sum(values: list[float], device: torch.device, info: DistInfo) -> list[float]:
-    """Sum a few scalars over ranks (sample sizes, logging sums); identity for one process."""
-    if not info.enabled:
-        return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
+def all_reduce_sum(values: list[float | torch.Tensor], device: torch.device, info: DistInfo) -> list[float]:
+    """Sum a few scalars over ranks (sample sizes, logging sums) as float64; identity for one process.
+
+    Scalar tensors may be among them (statistics still on the GPU): all are read in one transfer."""
+    if not any(isinstance(v, torch.Tensor) for v in values) and not info.enabled:
+        return [float(v) for v in values]
+    tensor = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(device).reshape(()) for v in values])
+    if info.enabled:
+        dist.all_reduce(tensor)
     return tensor.tolist()
 
 
@@ -65,9 +73,22 @@ def broadcast_from_main(value: Any, info: DistInfo) -> Any:
     return box[0]
 
 
+def all_gather_object(value: Any, info: DistInfo) -> list[Any]:
+    """Every rank's `value` (picklable), in rank order, on every rank; `[value]` for one process."""
+    if not info.enabled:
+        return [value]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, value)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
+    """Wait for every rank (on NCCL on this rank's GPU: a barrier without one guesses the device)."""
     if info.enabled:
-        dist.barrier()
+        if dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
 
 
 def cleanup(info: DistInfo, *, synchronize: bool = False) -> None:
@@ -76,5 +97,5 @@ def cleanup(info: DistInfo, *, synchronize: bool = False) -> None:
     training loop's last barrier. Not after a failure, where the other ranks may never arrive."""
     if info.enabled and dist.is_initialized():
         if synchronize:
-            dist.barrier()
+            barrier(info)
         dist.destroy_process_group()

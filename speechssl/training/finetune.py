@@ -115,7 +115,8 @@ class FinetuneTask:
         seed = cfg.trainer.seed
         geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
-                                         geometry=geometry, tokenizer=self.tokenizer)
+                                         geometry=geometry, tokenizer=self.tokenizer,
+                                         pin_memory=device.type == "cuda")
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
                                           geometry=geometry, tokenizer=self.tokenizer)
                              if cfg.data.valid_subset else None)
@@ -142,7 +143,7 @@ class FinetuneTask:
             self._frozen = frozen
 
     def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput:
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # pinned on a GPU: overlaps the copy
         seeds = [mask_seed(self.cfg.trainer.seed, num_updates, int(i)) for i in batch.ids.tolist()]
         out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
         log_probs = F.log_softmax(out.logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
@@ -150,7 +151,7 @@ class FinetuneTask:
         loss = F.ctc_loss(log_probs, targets, out.lengths, batch.target_lengths,
                           blank=self.tokenizer.blank_index, reduction="sum", zero_infinity=True)
         n = float(batch.waveforms.shape[0])
-        return StepOutput(loss=loss, sample_size=n, stats={"ctc_loss": float(loss.detach())},
+        return StepOutput(loss=loss, sample_size=n, stats={"ctc_loss": loss.detach()},
                           audio_samples=int(batch.num_samples))
 
     def reduce(self, sums: dict[str, float], sample_size: float) -> dict[str, float]:

@@ -29,11 +29,17 @@ from speechssl.models.precision import autocast, make_grad_scaler, resolve_preci
 from speechssl.training.checkpoint import (
     find_resume_checkpoint,
     remove_interrupted_writes,
+    restore_rank_rng,
     rng_state,
-    set_rng_state,
 )
 from speechssl.training.config import TrainerConfig
-from speechssl.training.distributed import DistInfo, all_reduce_sum, barrier, broadcast_from_main
+from speechssl.training.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_sum,
+    barrier,
+    broadcast_from_main,
+)
 from speechssl.training.health import HealthMonitor, schedule_warnings
 from speechssl.training.logging import RunLogger
 from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, build_optimizer, resolve_warmup
@@ -41,6 +47,9 @@ from speechssl.training.optim import LRSchedule, OptimConfig, ScheduleConfig, bu
 # Fault injection for the reliability tests: SIGKILL this process right after the update with this number
 # (before its checkpoint is written), exactly as a crash or an OOM killer would.
 KILL_AFTER_UPDATE_ENV = "SPEECHSSL_KILL_AFTER_UPDATE"
+
+# fp16: a loss scale below this (fairseq's min_loss_scale) means the run only overflows; it stops.
+MIN_LOSS_SCALE = 1e-4
 
 
 @dataclass(kw_only=True)
@@ -51,8 +60,9 @@ class StepOutput:
     """Scalar, SUM-reduced over the micro-batch."""
     sample_size: float
     """What the loss is normalised by (masked steps in pretraining, utterances in CTC)."""
-    stats: dict[str, float]
-    """Sums to log (divided by sample_size or counts later by the task's `reduce`)."""
+    stats: dict[str, float | torch.Tensor]
+    """Sums to log (divided by sample_size or counts later by the task's `reduce`). Scalar tensors stay on the
+    device: the trainer reads them all at once per update, not one host sync per statistic and micro-batch."""
     audio_samples: int
     """Unpadded input samples in the micro-batch, for throughput."""
 
@@ -151,7 +161,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler is not None else None,
             train_state=asdict(self.state),
-            rng=rng_state(),
+            rng=all_gather_object(rng_state(), self.dist),  # one per rank, in rank order
             config=self.resolved_config,
         )
 
@@ -161,14 +171,18 @@ class Trainer:
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["train_state"])
-        set_rng_state(state["rng"])
+        warning = restore_rank_rng(state["rng"], rank=self.dist.rank, world_size=self.dist.world_size,
+                                   seed=self.cfg.seed, num_updates=self.state.num_updates)
+        if warning and self.dist.is_main:
+            print(f"warning: {warning}", flush=True)
         self.schedule.step(self.state.num_updates)
 
     def save(self, *, best: bool = False) -> None:
-        """Write checkpoint_last (+ numbered, + best); rank 0 only; atomic."""
+        """Write checkpoint_last (+ numbered, + best); atomic. Every rank calls it (each hands rank 0 its RNG
+        state); rank 0 writes."""
+        state = self.state_dict()
         if not self.dist.is_main:
             return
-        state = self.state_dict()
         ckpt_dir = self.run_dir / "checkpoints"
         n = self.state.num_updates
         numbered_path = ckpt_dir / f"checkpoint_{n}.pt"
@@ -224,8 +238,9 @@ class Trainer:
         model.train()
         self.task.before_update(self.model, n)
         self.optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, float] = {}
-        sample_size, audio_samples, loss_sum = 0.0, 0.0, 0.0
+        sums: dict[str, float | torch.Tensor] = {}
+        sample_size, audio_samples = 0.0, 0.0
+        loss_sum: float | torch.Tensor = 0.0
         for i, batch in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             # Gradients are all-reduced once, on the last micro-batch of the update.
@@ -237,9 +252,10 @@ class Trainer:
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             sample_size += out.sample_size
             audio_samples += out.audio_samples
-            loss_sum += float(loss.detach())
+            # fp64 sums on the device, read once below (the values and the arithmetic of python floats)
+            loss_sum = loss_sum + loss.detach().double()
             for k, v in out.stats.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + (v.detach().double() if isinstance(v, torch.Tensor) else float(v))
         keys = sorted(sums)
         reduced = all_reduce_sum([sample_size, audio_samples, loss_sum] + [sums[k] for k in keys],
                                  self.device, self.dist)
@@ -282,6 +298,16 @@ class Trainer:
                 f"{self.state.consecutive_nonfinite} non-finite updates in a row (last at update "
                 f"{self.state.num_updates}): stopping. Lower optim.lr, check the data for NaN/inf samples, "
                 "or use trainer.precision=fp32 / bf16."
+            )
+        # Under fp16 an overflow is how the loss scaler learns its scale (each one halves it), so a run of
+        # them is no failure by itself; a scale driven below fairseq's min_loss_scale is: the loss or the
+        # gradients are non-finite at any scale, and the run would skip every update from here on.
+        if not finite and self.scaler is not None and self.scaler.get_scale() < MIN_LOSS_SCALE:
+            raise NonFiniteError(
+                f"{self.state.consecutive_nonfinite} non-finite updates in a row (last at update "
+                f"{self.state.num_updates}) drove the fp16 loss scale to {self.scaler.get_scale():.3g} "
+                f"(< {MIN_LOSS_SCALE:g}): stopping. Lower optim.lr, check the data for NaN/inf samples, "
+                "or use trainer.precision=bf16 / fp32."
             )
         return stats
 
@@ -353,17 +379,24 @@ class Trainer:
                             self.state.validations_since_best = 0
                         elif best_key in metrics:
                             self.state.validations_since_best += 1
-                    # Every rank stops together: only rank 0 validates, so its count decides.
+                    # Every rank stops, and saves a new best, together: only rank 0 validates, so it decides
+                    # (every rank takes part in writing a checkpoint: each hands over its RNG state).
                     stop = cfg.patience > 0 and self.state.validations_since_best >= cfg.patience
                     if self.dist.enabled:
-                        stop = bool(broadcast_from_main(stop, self.dist))
+                        stop, best, self.state.best = broadcast_from_main((stop, best, self.state.best), self.dist)
                     if stop and not is_last:
                         self.state.stopped_early = is_last = True
                         self.logger.message(
                             f"[early stop] update {n}: no better valid {best_key} than {self.state.best:.4g} in "
                             f"{cfg.patience} validations (trainer.patience); checkpoint_best holds it")
-                if (cfg.save_interval and n % cfg.save_interval == 0) or is_last or best:
+                validated = bool(cfg.valid_interval and n % cfg.valid_interval == 0) or is_last
+                saved = bool(cfg.save_interval and n % cfg.save_interval == 0) or is_last or best
+                if saved:
                     self.save(best=best)
+                if validated or saved:
+                    # Rank 0 validated and wrote alone: the others wait here, in a barrier bounded by
+                    # trainer.dist_timeout_minutes, rather than inside the next update's all-reduce.
+                    barrier(self.dist)
                 if is_last:
                     break
             completed = True
@@ -399,5 +432,6 @@ class Trainer:
         }
         if self.device.type == "cuda":
             out["audio_hours_per_gpu_hour"] = speed / self.dist.world_size
+            out["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         return out
 

@@ -18,8 +18,10 @@ from speechssl.training.loop import StepOutput
 LN2 = math.log(2)
 
 
-def _scalar(value: Any) -> float:
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+def _scalar(value: Any) -> float | torch.Tensor:
+    """A statistic as a float64 value: a detached tensor where it is one (still on the device, read by the
+    trainer once per update), else a float."""
+    return value.detach().double() if isinstance(value, torch.Tensor) else float(value)
 
 
 def _anneal_temperature(model_cfg: Any, cfg: PretrainConfig) -> Any:
@@ -64,7 +66,7 @@ class PretrainTask:
         seed = cfg.trainer.seed
         geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
-                                         geometry=geometry)
+                                         geometry=geometry, pin_memory=device.type == "cuda")
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
                                           geometry=geometry)
                              if cfg.data.valid_subset else None)
@@ -81,14 +83,14 @@ class PretrainTask:
 
     # -- one micro-batch
     def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput:
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # pinned on a GPU: overlaps the copy
         seeds = [mask_seed(self.cfg.trainer.seed, num_updates, int(i)) for i in batch.ids.tolist()]
         out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
         return StepOutput(loss=out.loss, sample_size=float(out.sample_size), stats=self._stats(out),
                           audio_samples=int(batch.num_samples))
 
     @staticmethod
-    def _stats(out: Any) -> dict[str, float]:
+    def _stats(out: Any) -> dict[str, float | torch.Tensor]:
         n = float(out.sample_size)
         # Per-batch values (perplexities, temperature) are weighted by sample size so sums average right.
         return {
@@ -140,7 +142,7 @@ class PretrainTask:
             sample_size += float(out.sample_size)
             loss_sum += float(out.loss)
             for k, v in self._stats(out).items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums.get(k, 0.0) + float(v)
         model.train(was_training)
         if sample_size == 0:
             return {}

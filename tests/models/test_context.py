@@ -96,6 +96,22 @@ def test_positional_conv_equals_conv1d_on_the_transposed_input():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_positional_conv_off_the_cpu_is_the_plain_conv1d(monkeypatch):
+    """The channels-last conv2d is a oneDNN tuning, timed on the CPU only: any other device (meta here, which
+    runs shapes only; CUDA in tests/training/test_cuda.py) gets the grouped Conv1d, with the same output shape."""
+    from speechssl.models import context
+    from speechssl.models.context import PositionalConvEmbedding
+
+    def no_conv2d(*args, **kwargs):
+        raise AssertionError("the channels-last conv2d ran off the CPU")
+
+    pos = PositionalConvEmbedding(32, 16, 4).to("meta")
+    monkeypatch.setattr(context.F, "conv2d", no_conv2d)
+    assert pos(torch.empty(2, 10, 32, device="meta")).shape == (2, 10, 32)
+    with pytest.raises(AssertionError, match="channels-last"):  # while the CPU still takes it
+        PositionalConvEmbedding(32, 16, 4)(torch.randn(2, 10, 32))
+
+
 @pytest.mark.parametrize("dim,groups", [(32, 4), (64, 16), (128, 8), (256, 16)])
 def test_positional_conv_in_bf16_stays_within_bf16_rounding_of_fp32(dim, groups):
     """oneDNN's bf16 grouped conv is wrong for 2-12 channels per group (tiny: 8); those widths are computed

@@ -50,3 +50,25 @@ def test_sampled_logits_accept_distractors_from_other_utterances():
     rows = torch.tensor([[1, 4], [0, 5], [3, 0], [2, 1], [5, 3], [4, 2]])  # rows 0-2 utterance 0, 3-5 utterance 1
     fast = sampled_contrastive_logits(pred, targets, rows, torch.tensor([3, 3]), 0.1)
     torch.testing.assert_close(fast, contrastive_logits(pred, targets, targets[rows], 0.1), atol=1e-5, rtol=0)
+
+
+def test_sampled_logits_group_bf16_targets_without_a_bf16_unique(monkeypatch):
+    """Targets from autocast are bf16; CUDA's `unique` had no bf16 kernel before torch 2.5 (pyproject allows
+    2.4). A `unique` that refuses bf16, as that one did, still finds the distractor equal to its positive."""
+    real_unique = torch.unique
+
+    def unique_without_bf16(x, *args, **kwargs):
+        if x.dtype in (torch.bfloat16, torch.float16):
+            raise RuntimeError(f'"unique_dim" not implemented for {x.dtype}')
+        return real_unique(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "unique", unique_without_bf16)
+    g = torch.Generator().manual_seed(2)
+    pred = torch.randn(6, 8, generator=g).bfloat16()
+    targets = torch.randn(6, 8, generator=g).bfloat16()
+    rows = torch.tensor([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])
+    targets[4] = targets[3]  # step 3's first distractor is its positive
+    fast = sampled_contrastive_logits(pred, targets, rows, torch.tensor([3, 3]), 0.1)
+    ref = contrastive_logits(pred, targets, targets[rows], 0.1)
+    assert torch.equal(torch.isinf(fast), torch.isinf(ref)) and bool(torch.isinf(fast[3, 1]))
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=0)

@@ -55,3 +55,27 @@ def test_ranks_take_rank_zeros_choice():
         mp.spawn(_rank, args=(port, out), nprocs=2, join=True)
         assert dict(out) == {0: "bf16", 1: "bf16"}
     assert broadcast_from_main("fp32", DistInfo()) == "fp32"  # one process: its own
+
+
+def _mock_gpu(monkeypatch, *, capability: tuple[int, int], has_emulation_argument: bool):
+    """A GPU of `capability` as torch reports it: bf16 "supported" on every CUDA card, natively from 8.0."""
+    native = capability[0] >= 8
+    if has_emulation_argument:  # torch >= 2.5
+        def is_bf16_supported(including_emulation: bool = True) -> bool:
+            return native or including_emulation
+    else:  # torch 2.4
+        def is_bf16_supported() -> bool:
+            return True
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.version, "hip", None)
+
+
+@pytest.mark.parametrize("has_emulation_argument", [True, False])
+@pytest.mark.parametrize("capability,expected", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"),
+                                                 ((9, 0), "bf16")])
+def test_auto_never_picks_emulated_bf16_on_a_gpu(monkeypatch, capability, has_emulation_argument, expected):
+    """V100 (7.0) and T4 (7.5) emulate bf16, slower than fp16: `auto` takes fp16 there, bf16 from A100 on."""
+    _mock_gpu(monkeypatch, capability=capability, has_emulation_argument=has_emulation_argument)
+    assert prec.resolve_precision("auto", torch.device("cuda")) == expected
+    assert prec.auto_precision_reason(torch.device("cuda")).startswith(expected)

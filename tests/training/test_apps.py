@@ -372,3 +372,23 @@ def test_dropped_utterances_are_counted_in_a_warning(tone_corpus, tmp_path, caps
         (empty / f"{split}.tsv").write_text(f"{tone_corpus}\n")
     with pytest.raises(ValueError, match="lists no utterances"):
         _trainer("pretrain", [f"data.dir={empty}", *PRETRAIN, f"trainer.run_dir={tmp_path / 'run2'}"])
+
+
+def test_fp16_loss_scale_collapse_stops_the_run(tone_corpus, tmp_path):
+    """Under fp16 every non-finite update halves the loss scale instead of counting towards
+    max_consecutive_nonfinite; a batch that is non-finite at any scale drives it below 1e-4 (fairseq's
+    min_loss_scale) and the run stops, rather than skipping updates forever. The loss scaler runs on the CPU
+    here (fp16 autocast itself needs a GPU: tests/training/test_cuda.py)."""
+    from speechssl.training.loop import MIN_LOSS_SCALE, NonFiniteError
+
+    trainer = _trainer("finetune", [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=10",
+                                    f"trainer.run_dir={tmp_path}", "trainer.max_consecutive_nonfinite=1"])
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=8.5 * MIN_LOSS_SCALE)
+    ds = trainer.task.train_loader.dataset
+    bad = ds.collate([ds[i] for i in range(2)])
+    bad.waveforms[1, 100:200] = float("nan")
+    for _ in range(3):  # scale 8.5e-4 -> 4.3e-4 -> 2.1e-4 -> 1.06e-4: skipped, the scaler still searching
+        assert trainer.train_update([bad])["skipped"] == 1
+    with pytest.raises(NonFiniteError, match="loss scale"):
+        trainer.train_update([bad])
+    assert trainer.state.skipped_nonfinite == 4
