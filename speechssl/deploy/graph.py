@@ -107,6 +107,7 @@ class ExportableCTC(nn.Module):
         self.config: Wav2Vec2Config = self.model.config
         self.hidden_states = hidden_states
         self.statistics = has_window_statistics(self.config)
+        self.eval()  # nothing here behaves differently in training, but exporters check the flag
 
     # ------------------------------------------------------------------ lengths
     def frame_lengths(self, lengths: torch.Tensor) -> list[torch.Tensor]:
