@@ -2,7 +2,7 @@
 
     OUT/
       model.onnx     the CTC graph (fp32, or int8 after --quantize int8)
-      config.json    ExportedModelConfig: geometry, sample rate, normalisation, graph inputs/outputs,
+      config.json    ExportedModelConfig: frame geometry (the model config's), sample rate, normalisation, graph inputs/outputs,
                      vocabulary, decoder settings, provenance
       features.onnx  (with --features) every layer's states
       lm.arpa, lexicon.txt   (with --lm) copied beside the model, named in config.json's decoder settings
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from speechssl.data.tokenizer import LetterTokenizer
+from speechssl.models.config import FrameGeometry
 
 BUNDLE_FORMAT = "speechssl-onnx"
 BUNDLE_VERSION = 1
@@ -57,10 +58,9 @@ class ExportedModelConfig:
     """The hidden-states graph (``hidden_states (N + 1, B, T, D)``), if exported."""
     sample_rate: int
     """Sampling rate the model expects (audio is resampled to it)."""
-    frame_stride: int
-    """Samples per output frame (``Wav2Vec2Config.frame_stride``)."""
-    receptive_field: int
-    """Samples seen by one frame; shorter inputs give no frame."""
+    geometry: FrameGeometry
+    """Where the frames sit on the samples: the exported model's ``Wav2Vec2Config.geometry``, written here so
+    that the runtime knows it without the model (or torch)."""
     normalize: bool
     """Zero-mean unit-variance per recording before the graph (LARGE checkpoints); the graph does not do it."""
     window_kernel: int | None
@@ -96,9 +96,9 @@ class ExportedModelConfig:
                              f"({BUNDLE_VERSION}); upgrade speechssl")
         if self.precision not in PRECISIONS:
             raise ValueError(f"{folder / CONFIG_FILE}: `precision` must be one of {PRECISIONS}, got {self.precision!r}")
-        if not 1 <= self.frame_stride <= self.receptive_field:
-            raise ValueError(f"{folder / CONFIG_FILE}: need 1 <= `frame_stride` <= `receptive_field`, got "
-                             f"{self.frame_stride} and {self.receptive_field}")
+        if not 1 <= self.geometry.frame_stride <= self.geometry.receptive_field:
+            raise ValueError(f"{folder / CONFIG_FILE}: `geometry` needs 1 <= frame_stride <= receptive_field, got "
+                             f"{self.geometry}")
         if self.decoder.decoder not in ("viterbi", "kenlm"):
             raise ValueError(f"{folder / CONFIG_FILE}: decoder `decoder` must be 'viterbi' or 'kenlm', got "
                              f"{self.decoder.decoder!r}")
@@ -120,8 +120,10 @@ class ExportedModelConfig:
         if unknown:
             raise ValueError(f"{source}: unknown keys {unknown}")
         values = dict(values)
-        values["decoder"] = DecoderSettings(**values.get("decoder", {}))
         try:
+            values["decoder"] = DecoderSettings(**values.get("decoder", {}))
+            if "geometry" in values:
+                values["geometry"] = FrameGeometry(**values["geometry"])
             return cls(**values)
         except TypeError as exc:  # a missing required key
             raise ValueError(f"{source}: {exc}") from None

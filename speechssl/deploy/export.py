@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from speechssl import __version__
-from speechssl.data.audio import TARGET_SAMPLE_RATE
+from speechssl.data.audio import SAMPLE_RATE
 from speechssl.data.tokenizer import LetterTokenizer
 from speechssl.deploy.bundle import (
     FEATURES_FILE,
@@ -126,7 +126,7 @@ def _export_graph(graph: ExportableCTC, path: Path, names: tuple[str, ...], outp
 
 def example_inputs(graph: ExportableCTC, seconds: tuple[float, ...], *, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """A padded batch of noise (one row per length) with the graph's other inputs (no recording statistics)."""
-    lengths = [max(graph.config.receptive_field, int(s * TARGET_SAMPLE_RATE)) for s in seconds]
+    lengths = [max(graph.config.receptive_field, int(s * SAMPLE_RATE)) for s in seconds]
     generator = torch.Generator().manual_seed(seed)
     waveforms = torch.randn(len(lengths), max(lengths), generator=generator) * 0.1
     example = (waveforms, torch.tensor(lengths, dtype=torch.long))
@@ -224,8 +224,7 @@ def export_onnx(src: str | Path, out: str | Path, config: ExportConfig | None = 
     bundle = ExportedModelConfig(
         precision="int8" if config.quantize == "int8" else "fp32",
         features_file=FEATURES_FILE if config.features else None,
-        sample_rate=TARGET_SAMPLE_RATE, frame_stride=model_config.frame_stride,
-        receptive_field=model_config.receptive_field, normalize=bool(model_config.normalize),
+        sample_rate=SAMPLE_RATE, geometry=model_config.geometry, normalize=bool(model_config.normalize),
         window_kernel=spec.window_kernel, window_stride=spec.window_stride,
         num_layers=model_config.encoder_layers, hidden_size=model_config.encoder_embed_dim,
         inputs=list(spec.input_names), outputs=list(spec.output_names),

@@ -100,6 +100,8 @@ class OnnxEmitter:
         self.config: ExportedModelConfig = read_bundle_config(self.folder)
         self.session = ort.InferenceSession(str(self.folder / self.config.model_file), session_options(threads),
                                             providers=["CPUExecutionProvider"])
+        self.geometry = self.config.geometry  # the model config's, as the export wrote it
+        """Where the frames sit on the samples (``EmissionModel.geometry``)."""
         self.normalize = self.config.normalize
         self.precision = self.config.precision
         inputs = [i.name for i in self.session.get_inputs()]
@@ -121,10 +123,10 @@ class OnnxEmitter:
             if padding_mask.shape != waveforms.shape:
                 raise ValueError(f"padding_mask {padding_mask.shape} must match waveforms {waveforms.shape}")
             lengths = samples - padding_mask.sum(1).astype(np.int64)
-        short = lengths[lengths < self.config.receptive_field]
+        short = lengths[lengths < self.geometry.receptive_field]
         if len(short):
             raise ValueError(f"utterances of {short.tolist()} samples are shorter than the receptive field "
-                             f"({self.config.receptive_field} samples); drop or pad them before the model")
+                             f"({self.geometry.receptive_field} samples); drop or pad them before the model")
         feeds = {"waveforms": waveforms, "lengths": lengths}
         if self.config.window_kernel is not None:
             k = self.config.window_kernel
