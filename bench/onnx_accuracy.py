@@ -34,6 +34,7 @@ class TorchView:
 
     def __init__(self, emitter: OnnxEmitter) -> None:
         self.emitter = emitter
+        self.geometry = emitter.geometry  # the folder's copy of the model config's
 
     def __call__(self, waveforms, padding_mask=None) -> Emissions:
         out = self.emitter(np.asarray(waveforms), None if padding_mask is None else np.asarray(padding_mask))

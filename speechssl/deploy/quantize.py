@@ -10,6 +10,8 @@ encoder, the positional convolution) stay fp32.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,13 +59,22 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, config: Quantize
         [linear[-1]] if "head" in config.keep_fp32 else [])
     # quantize_dynamic advises `quant_pre_process` through the root logger; on these graphs its symbolic
     # shape inference fails and the rest leaves them unchanged (tried), so the advice is not shown.
+    # When that inference fails onnxruntime also saves its partial graph (sym_shape_infer_temp.onnx and a
+    # <uuid>.data) into the working directory; the quantizer runs in a temporary one so nothing is left behind.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
+    fp32_path, int8_path = Path(fp32_path).resolve(), Path(int8_path).resolve()
+    cwd = os.getcwd()
     try:
-        quantize_dynamic(str(fp32_path), str(int8_path), op_types_to_quantize=["MatMul", "Gemm"],
-                         per_channel=config.per_channel, reduce_range=config.reduce_range,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+        with tempfile.TemporaryDirectory(prefix="speechssl-quantize-") as scratch:
+            os.chdir(scratch)
+            try:
+                quantize_dynamic(str(fp32_path), str(int8_path), op_types_to_quantize=["MatMul", "Gemm"],
+                                 per_channel=config.per_channel, reduce_range=config.reduce_range,
+                                 weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+            finally:
+                os.chdir(cwd)
     finally:
         root.setLevel(level)
     return Path(int8_path)

@@ -6,6 +6,7 @@ written once and read by every test (none of them writes into it).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,15 @@ def int8_folder(deploy_dir, tiny_checkpoint) -> Path:
     from speechssl.deploy.export import ExportConfig, export_onnx
 
     out = deploy_dir / "tiny_int8"
-    export_onnx(tiny_checkpoint, out, ExportConfig(quantize="int8"))
+    # from an empty working directory, which test_export checks is still empty (onnxruntime's quantizer drops
+    # temp files into the working directory when its shape inference fails)
+    cwd, scratch = Path.cwd(), deploy_dir / "int8_cwd"
+    scratch.mkdir()
+    os.chdir(scratch)
+    try:
+        export_onnx(tiny_checkpoint, out, ExportConfig(quantize="int8"))
+    finally:
+        os.chdir(cwd)
     return out
 
 

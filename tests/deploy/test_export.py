@@ -101,6 +101,7 @@ def test_int8_folder_quantizes_the_linear_layers_and_stays_close(int8_folder, on
     fp32, int8 = OnnxEmitter(onnx_folder)(wave), OnnxEmitter(int8_folder)(wave)
     diff = np.abs(np.exp(fp32.log_probs) - np.exp(int8.log_probs)).max()
     assert 0 < diff < 0.1  # changed (quantized), but the probabilities stay close
+    assert list((int8_folder.parent / "int8_cwd").iterdir()) == []  # no temp files where it ran
 
 
 def test_export_cli_prints_the_check_and_refuses_bad_input(tmp_path, tiny_checkpoint, capsys):
