@@ -8,15 +8,16 @@ What is timed is what ``speechssl transcribe`` runs per chunk: the model from a 
 waveform batch to log-softmax emissions (``ModelEmitter`` for torch, ``OnnxEmitter`` for onnxruntime), the
 decoder excluded (greedy decoding costs ~1/20,000 of real time, bench/README.md). Backends:
 
-* ``torch fp32``: ``load_ctc(precision="fp32")``, the command line's default precision;
+* ``torch fp32``: ``load_ctc(precision="fp32")``, the default precision of ``speechssl transcribe`` /
+  ``evaluate`` (``--precision``) and of ``speechssl.load``;
 * ``torch auto``: ``load_ctc(precision="auto")``, bf16 autocast with weights cast once where bf16 matmuls
   measure >= 1.25x fp32 (Intel AMX, AVX512-BF16), else fp32 — the precision training picks by default;
 * ``onnx fp32`` / ``onnx int8``: the ``speechssl export`` folders (int8: dynamic quantization of the
   linear layers), onnxruntime's CPU provider with every graph optimisation.
 
 Speed: one process holds every backend; each repeat runs them in turn (the order rotates every repeat) so that
-all see the same machine load; audio-seconds per wall-clock second, median over the repeats; the ratio column
-divides by torch's default precision (``auto``) per repeat, median. torch and onnxruntime both get
+all see the same machine load; audio-seconds per wall-clock second, median over the repeats; the ratio columns
+divide by torch fp32 (the default) and by torch auto per repeat, median. torch and onnxruntime both get
 ``--threads`` intra-op threads (2: the dev box's cores). Peak memory: a fresh child process per backend loads
 the model (the onnx children import no torch, as a deployment would), runs two forwards after resetting the
 kernel's RSS high-water mark (``/proc/self/clear_refs``) and reads ``VmHWM``: whole-process peak RSS, and in
@@ -156,9 +157,11 @@ def bench_model(name: str, checkpoint: Path, args: argparse.Namespace, workdir: 
         memory = None if args.no_memory else measure_memory({
             "backend": backend, "checkpoint": str(checkpoint), "folder": str(folders.get(backend, "")),
             "threads": args.threads, "batch": args.batch, "seconds": args.seconds})
-        ratios = [ours / default for ours, default in zip(speeds[backend], speeds["torch auto"])]
+        ratios = [ours / default for ours, default in zip(speeds[backend], speeds["torch fp32"])]
+        ratios_auto = [ours / other for ours, other in zip(speeds[backend], speeds["torch auto"])]
         rows.append({"model": name, "backend": backend + (f" ({resolved})" if backend == "torch auto" else ""),
                      "audio_s_per_s": statistics.median(speeds[backend]), "vs_torch_default": statistics.median(ratios),
+                     "vs_torch_auto": statistics.median(ratios_auto),
                      "speeds": speeds[backend], "memory": memory, "export_s": export_seconds.get(backend),
                      "model_mb": (folders[backend] / "model.onnx").stat().st_size / 1e6 if backend in folders else None})
     return rows
@@ -173,13 +176,15 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"\n{cpu_name()} ({', '.join(features) or 'no VNNI/AMX'}), {os.cpu_count()} cores, {args.threads} threads; "
           f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; batch {args.batch} x {args.seconds:g} s, "
           f"median of {args.repeats}\n")
-    print("| model | backend | audio-s/s | vs torch default | peak RSS MB (inference) | model file MB |")
-    print("|---|---|---|---|---|---|")
+    print("| model | backend | audio-s/s | vs torch fp32 (default) | vs torch auto | peak RSS MB (inference) | "
+          "model file MB |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         memory = row["memory"]
         mem = f"{memory['peak_mb']:.0f} (+{memory['step_peak_mb']:.0f})" if memory else "-"
         size = f"{row['model_mb']:.1f}" if row["model_mb"] else "-"
         print(f"| {row['model']} | {row['backend']} | {row['audio_s_per_s']:.1f} | {row['vs_torch_default']:.2f}x | "
+              f"{row['vs_torch_auto']:.2f}x | "
               f"{mem} | {size} |")
 
 
