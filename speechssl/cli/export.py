@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-tensor", action="store_true",
                         help="with --quantize int8: one weight scale per tensor instead of per output channel")
     parser.add_argument("--keep-fp32", default="",
-                        help="with --quantize int8: linear layers left in fp32, comma-separated: feature_proj, head")
+                        help="with --quantize int8: linear layers left in fp32, comma-separated: feature_proj, head "
+                             "(default: none)")
     parser.add_argument("--features", action="store_true",
                         help="also export features.onnx (every layer's hidden states, for Recognizer.features)")
     parser.add_argument("--dict", dest="dictionary", type=Path, default=None,
