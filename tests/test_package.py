@@ -16,8 +16,10 @@ PACKAGE = REPO / "speechssl"
 # Bottom to top. A package may import its own modules and any package below it, never one above: the models
 # and the data pipeline at the bottom (data asks the model config for the receptive field), the checkpoint
 # formats (interop) on them, decoding (greedy/beam search, WER, evaluation) above those, training (which
-# validates with decoding's decoder and scorer) above decoding, recipes above training, the CLI on top.
-LAYERS = {"models": 0, "data": 1, "interop": 2, "decoding": 3, "training": 4, "recipes": 5, "cli": 6}
+# validates with decoding's decoder and scorer) above decoding, recipes above training, the CLI on top. deploy
+# (ONNX export and the onnxruntime transcriber) sits on decoding and interop; nothing below it needs it.
+LAYERS = {"models": 0, "data": 1, "interop": 2, "decoding": 3, "deploy": 4, "training": 5, "recipes": 6,
+          "cli": 7}
 
 
 def _module_name(path: Path) -> str:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("speechssl.cli.features", "dump layer-wise representations"),
     "lm": ("speechssl.cli.lm", "build an n-gram language model and lexicon"),
     "convert": ("speechssl.cli.convert", "import/export Hugging Face and fairseq checkpoints"),
+    "export": ("speechssl.cli.export", "export a CTC model to ONNX (fp32 or int8) for onnxruntime, without torch"),
     "plot": ("speechssl.cli.plot", "plot the training curves of a run directory"),
     "label-efficiency": ("speechssl.cli.label_efficiency", "WER against labeled minutes, pretrained vs scratch"),
 }

@@ -3,6 +3,7 @@
     speechssl transcribe exp/ft/checkpoints/best.pt talk.flac
     speechssl transcribe CKPT a.wav b.ogg --chunk-seconds 20 --overlap 2 --format jsonl > words.jsonl
     speechssl transcribe CKPT talk.wav --decoder kenlm --lm lm/3gram.arpa --plot talk.png
+    speechssl transcribe --backend onnx model_onnx/ talk.wav      # a `speechssl export` folder: no torch
 
 Audio: anything soundfile reads, at any rate (resampled to 16 kHz), channels averaged; headerless PCM with
 ``--raw-rate`` (and ``--raw-subtype``, ``--raw-endian``, ``--raw-channels``), e.g. CMU AN4's ``.raw`` files:
@@ -14,12 +15,18 @@ AUDIO may name folders: every audio file under one (recursively, symlinks follow
 headerless extensions) is transcribed, in path order. A file that cannot be decoded (or is shorter than 25 ms)
 and a path that does not exist are skipped with a line on stderr naming them, and the others are transcribed;
 the exit status is then 1.
+
+``--backend onnx`` (the default for a folder written by ``speechssl export``) runs the exported graph in
+onnxruntime with the same chunking and decoders and never imports torch. Without ``--decoder`` it decodes
+as the folder's config.json says (greedy, or the LM exported beside the model); ``--decoder`` and the flags
+after it replace those settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -29,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from speechssl.cli.decoding_args import add_decoder_arguments, add_precision_argument
     from speechssl.cli.raw_audio import add_raw_format_arguments
 
-    parser.add_argument("checkpoint", type=Path, help="CTC model: speechssl .pt, Hugging Face dir or fairseq .pt")
+    parser.add_argument("checkpoint", type=Path,
+                        help="CTC model: speechssl .pt, Hugging Face dir, fairseq .pt or a `speechssl export` folder")
     parser.add_argument("audio", type=Path, nargs="+", help="audio files or folders of them")
     parser.add_argument("--chunk-seconds", type=float, default=20.0,
                         help="chunk length for long audio; 0 = whole file at once (default %(default)s)")
@@ -45,9 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PNG of emissions and aligned characters (one file: this path; several: "
                              "PLOT stem + -<audio stem>.png)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                        help="torch, or onnx (onnxruntime, no torch) for a `speechssl export` folder; auto picks onnx "
+                             "for such a folder (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnx backend: onnxruntime threads (default: one per core)")
     add_raw_format_arguments(parser, "headerless audio (every AUDIO file is then read as raw samples)")
     add_precision_argument(parser)
     add_decoder_arguments(parser)
+    # No --decoder: viterbi, or for an export folder the decoder its config.json names.
+    parser.set_defaults(decoder=None)
 
 
 def _plot_path(plot: Path, audio: Path, several: bool) -> Path:
@@ -74,15 +89,13 @@ def _expand_audio_paths(paths: list[Path], extensions: tuple[str, ...]) -> tuple
 
 
 def _run(args: argparse.Namespace) -> int:
-    from speechssl.cli.decoding_args import decoder_config_from_args, default_device
+    from speechssl.cli.decoding_args import decoder_config_from_args
     from speechssl.cli.raw_audio import raw_format_from_args
-    from speechssl.data.audio import RAW_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio
+    from speechssl.data.audio import RAW_EXTENSIONS, AudioError, load_audio
     from speechssl.data.prepare.probe import AUDIO_EXTENSIONS
     from speechssl.data.tokenizer import LetterTokenizer
-    from speechssl.decoding.ctc import frame_shift_seconds
-    from speechssl.decoding.factory import build_decoder
-    from speechssl.decoding.inference import load_ctc
     from speechssl.decoding.transcribe import ChunkConfig, transcribe
+    from speechssl.deploy.bundle import is_bundle
 
     if not args.checkpoint.exists():
         raise FileNotFoundError(f"CKPT: checkpoint not found: {args.checkpoint}")
@@ -99,13 +112,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"speechssl transcribe: skipped {path}: no such file or folder", file=sys.stderr)
     skipped = len(missing)
     total = len(audio_paths) + len(missing)
-    decoder_config = decoder_config_from_args(args)
+    backend = args.backend if args.backend != "auto" else ("onnx" if is_bundle(args.checkpoint) else "torch")
+    from_folder = backend == "onnx" and args.decoder is None  # the export folder's decoder settings
+    if args.decoder is None:
+        args.decoder = "viterbi"
+    decoder_config = None if from_folder else decoder_config_from_args(args)
     tokenizer = LetterTokenizer.from_file(args.vocab) if args.vocab is not None else None
-    loaded = load_ctc(args.checkpoint, device=args.device or default_device(), tokenizer=tokenizer,
-                      precision=args.precision)
-    geometry = loaded.emitter.geometry
+    loaded = _load(args, backend, decoder_config, tokenizer)
+    decoder = loaded.decoder
+    geometry, sample_rate = loaded.geometry, loaded.sample_rate  # the model's (its config, or the folder's)
+    chunking.sample_rate = sample_rate
     chunking.validate(geometry)
-    decoder = build_decoder(decoder_config, loaded.tokenizer, frame_shift=frame_shift_seconds(geometry))
 
     with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
         for path in audio_paths:
@@ -120,8 +137,8 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             if len(samples) < geometry.receptive_field:  # not a single frame
                 print(f"speechssl transcribe: skipped {path}: shorter than "
-                      f"{1000 * geometry.receptive_field / SAMPLE_RATE:g} ms ({len(samples)} samples at "
-                      f"{SAMPLE_RATE / 1000:g} kHz)", file=sys.stderr)
+                      f"{1000 * geometry.receptive_field / sample_rate:g} ms ({len(samples)} samples at "
+                      f"{sample_rate / 1000:g} kHz)", file=sys.stderr)
                 skipped += 1
                 continue
             waveform = loaded.emitter.prepare(samples)
@@ -141,13 +158,37 @@ def _run(args: argparse.Namespace) -> int:
                 from speechssl.decoding.plot import plot_alignment
 
                 target = _plot_path(args.plot, path, len(audio_paths) > 1)
-                plot_alignment(result.emissions, result.hypothesis, loaded.tokenizer, target, title=str(path))
+                emissions = result.emissions
+                if backend == "onnx":  # plotting reads tensors (needs torch; the transcription did not)
+                    import torch
+
+                    emissions = torch.from_numpy(emissions)
+                plot_alignment(emissions, result.hypothesis, loaded.tokenizer, target, title=str(path),
+                               frame_shift=loaded.decoder.frame_shift)
                 print(f"wrote {target}", file=sys.stderr)
     if skipped:
         rest = "none transcribed" if skipped == total else "the others transcribed"
         print(f"speechssl transcribe: {skipped} of {total} file(s) skipped, {rest}", file=sys.stderr)
         return 1
     return 0
+
+
+def _load(args: argparse.Namespace, backend: str, decoder_config, tokenizer):
+    """The model as a ``speechssl.api.Recognizer`` (emitter, decoder, tokenizer, geometry)."""
+    from speechssl.api import load
+
+    options = {}
+    if decoder_config is not None:
+        options = {"decoder": decoder_config.decoder, "lm": decoder_config.lm, "lexicon": decoder_config.lexicon,
+                   "beam": dataclasses.asdict(decoder_config.beam)}
+    if backend == "onnx":
+        if tokenizer is not None:
+            raise ValueError("--vocab: an export folder carries its vocabulary in config.json")
+        return load(args.checkpoint, backend="onnx", threads=args.threads, **options)
+    from speechssl.cli.decoding_args import default_device
+
+    return load(args.checkpoint, backend="torch", device=args.device or default_device(), precision=args.precision,
+                tokenizer=tokenizer, **options)
 
 
 def run(args: argparse.Namespace) -> int:

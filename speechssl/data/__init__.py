@@ -1,5 +1,7 @@
 """Audio data: reading, manifests, datasets, length-bucketed batching, letter vocabulary, preparation."""
 
+import importlib
+
 from speechssl.data.audio import (
     AN4_RAW,
     SAMPLE_RATE,
@@ -10,9 +12,6 @@ from speechssl.data.audio import (
     load_audio,
     resampled_length,
 )
-from speechssl.data.collate import AudioItem, LabeledBatch, UnlabeledBatch, collate_labeled, collate_unlabeled
-from speechssl.data.datasets import AudioDatasetConfig, LabeledAudioDataset, UnlabeledAudioDataset
-from speechssl.data.loader import AudioDataLoader, LoaderConfig, build_dataloader, inference_loader
 from speechssl.data.manifest import (
     LabeledSplit,
     Manifest,
@@ -30,6 +29,16 @@ from speechssl.data.manifest import (
 from speechssl.data.sampler import BucketBatchSampler
 from speechssl.data.tokenizer import LetterTokenizer
 
+# Batching, datasets and loaders need torch; they load on first use, so that reading audio and
+# vocabularies (the onnxruntime transcriber, speechssl.deploy.runtime) works where torch is not installed.
+_TORCH_EXPORTS = {
+    "AudioItem": "collate", "LabeledBatch": "collate", "UnlabeledBatch": "collate",
+    "collate_labeled": "collate", "collate_unlabeled": "collate",
+    "AudioDatasetConfig": "datasets", "LabeledAudioDataset": "datasets", "UnlabeledAudioDataset": "datasets",
+    "AudioDataLoader": "loader", "LoaderConfig": "loader", "build_dataloader": "loader",
+    "inference_loader": "loader",
+}
+
 __all__ = [
     "AN4_RAW", "SAMPLE_RATE", "AudioDataLoader", "AudioDatasetConfig", "AudioError", "AudioInfo", "AudioItem",
     "BucketBatchSampler", "LabeledAudioDataset", "LabeledBatch", "LabeledSplit", "LetterTokenizer",
@@ -39,3 +48,12 @@ __all__ = [
     "normalize_transcript", "read_labels", "read_letter_dict", "read_manifest", "read_split",
     "resampled_length", "words_to_letters", "write_labels", "write_letter_dict", "write_manifest",
 ]
+
+
+def __getattr__(name: str):
+    module = _TORCH_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

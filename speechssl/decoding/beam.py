@@ -17,18 +17,23 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from speechssl.decoding.ctc import (
     FRAME_SHIFT_SECONDS,
     Hypothesis,
     Tokenizer,
     check_emissions,
+    emissions_array,
     path_to_hypothesis,
 )
 from speechssl.decoding.lexicon import Lexicon
 from speechssl.decoding.lm import read_arpa_vocabulary
+
+if TYPE_CHECKING:  # torch tensors or numpy arrays are decoded alike; torch is not needed (onnxruntime)
+    import torch
 
 
 @dataclass(kw_only=True)
@@ -209,20 +214,22 @@ class BeamSearchDecoder:
         self.config.beam = int(beam)
         self._decoder = self._make_decoder(self.config.lm_weight, self.config.word_score)
 
-    def decode(self, emissions: torch.Tensor, lengths: torch.Tensor | None = None) -> list[Hypothesis]:
-        """emissions ``(B, T, V)`` log-probs, lengths ``(B,)`` -> the best hypothesis per utterance."""
+    def decode(self, emissions: torch.Tensor | np.ndarray,
+               lengths: torch.Tensor | np.ndarray | None = None) -> list[Hypothesis]:
+        """emissions ``(B, T, V)`` log-probs (torch or numpy), lengths ``(B,)`` -> the best hypothesis per
+        utterance."""
         lengths = check_emissions(emissions, lengths)
         if emissions.shape[-1] != len(self.tokenizer.symbols):
             raise ValueError(f"emissions have {emissions.shape[-1]} classes, the tokenizer "
                              f"{len(self.tokenizer.symbols)}")
-        emissions = emissions.detach().to("cpu", torch.float32)
+        emissions = emissions_array(emissions)
         hypotheses = []
         for b, length in enumerate(lengths.tolist()):
             if length == 0:
                 hypotheses.append(path_to_hypothesis([], self.tokenizer, frame_shift=self.frame_shift))
                 continue
-            frames = emissions[b, :length].contiguous()  # (T_b, V), C-contiguous float32 for flashlight
-            results = self._decoder.decode(frames.data_ptr(), length, frames.shape[1])
+            frames = np.ascontiguousarray(emissions[b, :length])  # (T_b, V), C-contiguous float32 for flashlight
+            results = self._decoder.decode(frames.ctypes.data, length, frames.shape[1])
             hypotheses.append(self._to_hypothesis(results[0], length))
         return hypotheses
 

@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from speechssl.data.audio import SAMPLE_RATE
 from speechssl.models.config import FrameGeometry, Wav2Vec2Config
+
+if TYPE_CHECKING:  # decoding takes torch tensors or numpy arrays; it never needs torch itself (onnxruntime)
+    import torch
 
 
 def frame_shift_seconds(geometry: FrameGeometry, sample_rate: int = SAMPLE_RATE) -> float:
@@ -95,7 +97,16 @@ class Hypothesis:
 class CTCDecoder(Protocol):
     """Anything that turns emissions into hypotheses (greedy, beam search)."""
 
-    def decode(self, emissions: torch.Tensor, lengths: torch.Tensor | None = None) -> list[Hypothesis]: ...
+    def decode(self, emissions: torch.Tensor | np.ndarray,
+               lengths: torch.Tensor | np.ndarray | None = None) -> list[Hypothesis]: ...
+
+
+def emissions_array(emissions: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Emissions as a float32 numpy array: a torch tensor is detached and read on the CPU (no copy when it is
+    already float32 there), a numpy array is taken as it is; torch is not imported for it."""
+    if hasattr(emissions, "detach"):  # a torch tensor
+        emissions = emissions.detach().float().cpu().numpy()
+    return np.asarray(emissions, dtype=np.float32)
 
 
 def collapse_path(path: Sequence[int], blank: int) -> list[TokenSpan]:
@@ -161,14 +172,17 @@ def path_to_hypothesis(
     )
 
 
-def check_emissions(emissions: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Validate emissions ``(B, T, V)`` and lengths ``(B,)``; returns lengths as a CPU long tensor (all T if None)."""
-    if emissions.dim() != 3:
+def check_emissions(emissions: torch.Tensor | np.ndarray,
+                    lengths: torch.Tensor | np.ndarray | None) -> np.ndarray:
+    """Validate emissions ``(B, T, V)`` and lengths ``(B,)``; returns lengths as an int64 array (all T if None)."""
+    if len(emissions.shape) != 3:
         raise ValueError(f"emissions must be (B, T, V), got shape {tuple(emissions.shape)}")
     batch, frames = emissions.shape[:2]
     if lengths is None:
-        return torch.full((batch,), frames, dtype=torch.long)
-    lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
+        return np.full((batch,), frames, dtype=np.int64)
+    if hasattr(lengths, "detach"):  # a torch tensor
+        lengths = lengths.detach().cpu().numpy()
+    lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.shape != (batch,):
         raise ValueError(f"lengths must be ({batch},), got shape {tuple(lengths.shape)}")
     if batch and (int(lengths.min()) < 0 or int(lengths.max()) > frames):
@@ -189,14 +203,16 @@ class GreedyCTCDecoder:
         self.tokenizer = tokenizer
         self.frame_shift = frame_shift
 
-    def decode(self, emissions: torch.Tensor, lengths: torch.Tensor | None = None) -> list[Hypothesis]:
-        """emissions ``(B, T, V)`` log-probs, lengths ``(B,)`` -> one hypothesis per utterance."""
+    def decode(self, emissions: torch.Tensor | np.ndarray,
+               lengths: torch.Tensor | np.ndarray | None = None) -> list[Hypothesis]:
+        """emissions ``(B, T, V)`` log-probs (torch or numpy), lengths ``(B,)`` -> one hypothesis per utterance."""
         lengths = check_emissions(emissions, lengths)
         if emissions.shape[-1] != len(self.tokenizer.symbols):
             raise ValueError(f"emissions have {emissions.shape[-1]} classes, the tokenizer "
                              f"{len(self.tokenizer.symbols)}")
-        best_scores, best_tokens = emissions.detach().float().max(dim=-1)  # (B, T), (B, T)
-        best_scores, best_tokens = best_scores.cpu(), best_tokens.cpu()
+        emissions = emissions_array(emissions)
+        best_tokens = emissions.argmax(axis=-1)  # (B, T), the first maximum as torch's max
+        best_scores = np.take_along_axis(emissions, best_tokens[..., None], axis=-1)[..., 0]  # (B, T)
         hypotheses = []
         for b, length in enumerate(lengths.tolist()):
             path = best_tokens[b, :length].tolist()
@@ -216,16 +232,16 @@ class Alignment:
     """Log-probability of the path (sum over frames)."""
 
 
-def forced_align(emissions: torch.Tensor, targets: Sequence[int], blank: int) -> Alignment:
+def forced_align(emissions: torch.Tensor | np.ndarray, targets: Sequence[int], blank: int) -> Alignment:
     """Most likely CTC path of ``targets`` through ``emissions (T, V)`` log-probs (Viterbi).
 
     The CTC topology: states are ``blank, y1, blank, y2, ..., yN, blank``; a state can stay, move to the
     next one, or skip a blank between two different labels. Raises ValueError when the targets need
     more frames than there are (each label one frame, plus one blank between repeated labels).
     """
-    if emissions.dim() != 2:
+    if len(emissions.shape) != 2:
         raise ValueError(f"emissions must be (T, V), got shape {tuple(emissions.shape)}")
-    log_probs = emissions.detach().float().cpu().numpy()  # (T, V)
+    log_probs = emissions_array(emissions)  # (T, V)
     frames = log_probs.shape[0]
     targets = [int(t) for t in targets]
     if any(t == blank for t in targets):

@@ -74,8 +74,8 @@ class ModelEmitter:
                  waveform_statistics: WaveformStatistics | None = None) -> Emissions:
         """waveforms ``(B, L)``, padding_mask ``(B, L)`` True where padded -> emissions ``(B, T, V)``;
         ``waveform_statistics`` (of the recording these are chunks of) replace each row's own in the feature
-        encoder's GroupNorm."""
-        waveforms = waveforms.to(self.device, torch.float32)
+        encoder's GroupNorm. ``waveforms`` may be a numpy array (``transcribe`` passes numpy batches)."""
+        waveforms = torch.as_tensor(waveforms).to(self.device, torch.float32)
         if padding_mask is not None:
             padding_mask = padding_mask.to(self.device)
             if not bool(padding_mask.any()):

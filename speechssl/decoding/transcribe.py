@@ -19,15 +19,22 @@ its chunk.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from speechssl.data.audio import SAMPLE_RATE
 from speechssl.decoding.ctc import CTCDecoder, Hypothesis, WordSpan
-from speechssl.decoding.inference import EmissionModel, pad_batch
 from speechssl.models.config import FrameGeometry
+
+if TYPE_CHECKING:  # emissions are torch tensors (ModelEmitter) or numpy arrays (the onnxruntime model); this
+    import torch  # module never imports torch itself, so the onnxruntime transcriber runs without it
+
+    from speechssl.decoding.inference import EmissionModel
+
+    Frames = torch.Tensor | np.ndarray
 
 
 @dataclass(kw_only=True)
@@ -107,14 +114,15 @@ def plan_chunks(num_samples: int, config: ChunkConfig, geometry: FrameGeometry) 
     return chunks
 
 
-def merge_emissions(chunks: list[Chunk], emissions: list[torch.Tensor], total_frames: int) -> torch.Tensor:
-    """Per-chunk ``(T_k, V)`` -> ``(total_frames, V)``, cutting each overlap in its middle.
+def merge_emissions(chunks: list[Chunk], emissions: list[Frames], total_frames: int) -> Frames:
+    """Per-chunk ``(T_k, V)`` -> ``(total_frames, V)``, cutting each overlap in its middle (torch tensors or
+    numpy arrays, returned as the same kind).
 
     Raises ValueError if the chunks leave a frame uncovered (a gap) or do not end at ``total_frames``.
     """
     if len(chunks) != len(emissions):
         raise ValueError(f"{len(chunks)} chunks but {len(emissions)} emissions")
-    pieces: list[torch.Tensor] = []
+    pieces = []
     position = 0  # next global frame to fill
     for k, (chunk, frames) in enumerate(zip(chunks, emissions)):
         first, stop = chunk.start_frame, chunk.start_frame + frames.shape[0]
@@ -131,7 +139,9 @@ def merge_emissions(chunks: list[Chunk], emissions: list[torch.Tensor], total_fr
         position = cut
     if position != total_frames:
         raise ValueError(f"merged {position} frames, expected {total_frames}")
-    return torch.cat(pieces, dim=0)
+    if isinstance(pieces[0], np.ndarray):
+        return np.concatenate(pieces, axis=0)
+    return sys.modules["torch"].cat(pieces, dim=0)  # torch tensors: torch is loaded already
 
 
 @dataclass(kw_only=True)
@@ -148,14 +158,15 @@ class Transcript:
     """Chunks the recording was cut into."""
     hypothesis: Hypothesis
     """The full decoder output (tokens, token spans, score)."""
-    emissions: torch.Tensor = field(repr=False)
-    """Merged ``(T, V)`` log-probs, for plotting."""
+    emissions: Frames = field(repr=False)
+    """Merged ``(T, V)`` log-probs, for plotting (a torch tensor from the torch model, a numpy array from
+    onnxruntime)."""
 
 
-def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkConfig) -> torch.Tensor:
+def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkConfig) -> Frames:
     """``(L,)`` waveform -> merged ``(T, V)`` emissions computed chunk by chunk on ``model.geometry``'s grid."""
     chunks = plan_chunks(len(waveform), config, model.geometry)
-    per_chunk: list[torch.Tensor | None] = [None] * len(chunks)
+    per_chunk: list[Frames | None] = [None] * len(chunks)
     extra = {}
     if len(chunks) > 1 and config.recording_statistics and hasattr(model, "waveform_statistics"):
         statistics = model.waveform_statistics(waveform)  # None for a frame-local encoder
@@ -168,8 +179,8 @@ def chunked_emissions(waveform: np.ndarray, model: EmissionModel, config: ChunkC
     for indices in by_length.values():
         for i in range(0, len(indices), config.batch_size):
             group = indices[i:i + config.batch_size]
-            batch = pad_batch([waveform[chunks[k].start:chunks[k].end] for k in group])  # (b, L_chunk)
-            out = model(batch.waveforms, None, **extra)
+            batch = np.stack([waveform[chunks[k].start:chunks[k].end] for k in group])  # (b, L_chunk)
+            out = model(batch, None, **extra)
             for row, k in enumerate(group):
                 per_chunk[k] = out.log_probs[row, :int(out.lengths[row])]  # (T_k, V)
     return merge_emissions(chunks, per_chunk, model.geometry.num_frames(len(waveform)))
@@ -182,7 +193,7 @@ def transcribe(waveform: np.ndarray, model: EmissionModel, decoder: CTCDecoder, 
     frame_shift=frame_shift_seconds(model.geometry))``)."""
     config.validate(model.geometry)
     emissions = chunked_emissions(np.asarray(waveform, dtype=np.float32), model, config)  # (T, V)
-    hypothesis = decoder.decode(emissions.unsqueeze(0), torch.tensor([emissions.shape[0]]))[0]
+    hypothesis = decoder.decode(emissions[None], np.array([emissions.shape[0]]))[0]  # (1, T, V)
     return Transcript(text=hypothesis.text, words=hypothesis.words, duration=len(waveform) / config.sample_rate,
                       num_chunks=len(plan_chunks(len(waveform), config, model.geometry)), hypothesis=hypothesis,
                       emissions=emissions)

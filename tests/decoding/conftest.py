@@ -69,6 +69,7 @@ class FakeEmissionModel:
         from speechssl.decoding.inference import Emissions
 
         self.calls += 1
+        waveforms = torch.as_tensor(waveforms)  # transcribe passes numpy batches, as to the onnxruntime model
         frames = GEOMETRY.num_frames(waveforms.shape[1])
         stride, centre = GEOMETRY.frame_stride, GEOMETRY.receptive_field // 2
         centres = waveforms[:, centre:centre + stride * frames:stride]  # (B, T)
