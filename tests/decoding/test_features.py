@@ -61,3 +61,14 @@ def test_layer_validation(tiny_encoder, unlabeled_dir, tmp_path):
     assert parse_layers("all", 2) == (0, 1, 2)
     with pytest.raises(ValueError, match="`layers`"):
         dump_features(tiny_encoder, unlabeled_dir, tmp_path, FeatureDumpConfig(subset="dev", layers=(3,)))
+
+
+def test_default_layers_are_the_first_middle_and_last_of_the_model():
+    """`features` without --layers takes 0, the middle and the last layer of the model it loads (not BASE's
+    0,6,12, which failed on a smaller model); every default parses against that model's layer count."""
+    from speechssl.cli.features import default_layers
+
+    assert default_layers(12) == "0,6,12" and default_layers(24) == "0,12,24"
+    assert default_layers(2) == "0,1,2" and default_layers(1) == "0,1"
+    for n in (1, 2, 4, 12):
+        assert parse_layers(default_layers(n), n)[-1] == n

@@ -57,6 +57,9 @@ def test_convert_cli_round_trip(tmp_path, capsys):
         b = reloaded(x.waveforms, attention_mask=x.attention_mask).logits
     assert torch.equal(a, b)
     assert load_model(tmp_path / "model.pt").tokenizer.symbols[:5] == ["<pad>", "<s>", "</s>", "<unk>", "|"]
+    # the weights are as readable as the files beside them (safetensors writes 0600 on its own)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "back").iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
 
 
 def test_convert_cli_fairseq(tmp_path):
