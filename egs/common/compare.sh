@@ -48,15 +48,15 @@ finetune_scratch() {
   finetune_run "${name}_scratch" "$data" "$subset" freeze_finetune_updates=0 "$@"
 }
 
-# finetune_pair NAME DATA_DIR SUBSET INIT_CKPT: the pretrained and the scratch run of one label budget, at the
+# finetune_pair NAME DATA_DIR SUBSET INIT_CKPT [OVERRIDE...]: the pretrained and the scratch run of one label budget, at the
 # same time on one thread each.
 finetune_pair() {
-  local name=$1 data=$2 subset=$3 init=$4 pretrained_pid scratch_pid
+  local name=$1 data=$2 subset=$3 init=$4 pretrained_pid scratch_pid; shift 4
   [[ -e $init ]] || die "no pretrained checkpoint $init: run the pretraining stage first"
   log "  $name: pretrained and scratch side by side (logs: $EXP/finetune/${name}_*.log)"
-  finetune_pretrained "$name" "$data" "$subset" "$init" &
+  finetune_pretrained "$name" "$data" "$subset" "$init" "$@" &
   pretrained_pid=$!
-  finetune_scratch "$name" "$data" "$subset" &
+  finetune_scratch "$name" "$data" "$subset" "$@" &
   scratch_pid=$!
   wait "$pretrained_pid" || die "fine-tuning ${name}_pretrained failed"
   wait "$scratch_pid" || die "fine-tuning ${name}_scratch failed"
