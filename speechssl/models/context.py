@@ -20,9 +20,9 @@ from speechssl.models.config import Wav2Vec2Config
 
 
 def _bf16_grouped_conv_is_exact(channels_per_group: int) -> bool:
-    """oneDNN's bf16 grouped convolution on the CPU (torch 2.13; seen on the AMX Xeon and the CI machine) returns wrong
-    values (errors the size of the output) when a group has 2-12 channels and the kernel is long; 1 channel
-    (depthwise) and multiples of 16 (base, large, small) are exact to bf16 rounding. Checked in
+    """oneDNN's bf16 grouped convolution on the CPU (torch 2.13; seen on the AMX Xeon and the CI machine)
+    returns wrong values (errors the size of the output) when a group has 2-12 channels and the kernel is
+    long; 1 channel (depthwise) and multiples of 16 (base, large, small) are exact to bf16 rounding. Checked in
     tests/models/test_context.py against fp32."""
     return channels_per_group == 1 or channels_per_group % 16 == 0
 
