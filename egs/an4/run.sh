@@ -15,7 +15,7 @@
 #   1  synthetic speech for pretraining   DATA/synthetic/  (SYNTH_HOURS of espeak-ng speech; 0: none)
 #   2  pretraining set                    DATA/pretrain/   AN4 train (+ synthetic train), AN4 valid
 #   3  pretrain `small`                   EXP/pretrain/    (+experiment=pretrain_cpu)
-#   4  fine-tune 10 min and all labels    EXP/finetune/{10min,all}_{pretrained,scratch}/
+#   4  fine-tune 10 min and all labels    EXP/finetune/{all,10min}[_seed<S>]_{pretrained,scratch}/ (JOBS at a time)
 #   5  3-gram LM + lexicon                DATA/lm/         (from the AN4 training transcripts)
 #   6  decode test                        .../decode_viterbi/, decode_3gram/: recogs-, errs-, wer-summary-test
 #   7  WER table and plots                EXP/results.{md,json}, EXP/plots/
@@ -27,6 +27,9 @@
 #   PRETRAIN_UPDATES=2000
 #   FINETUNE_UPDATES=          fine-tuning updates of every run (empty: 1500 on 10 min of labels, 3000 on all)
 #   FINETUNE_PATIENCE=8        stop a run after this many validations (every 100 updates) without a better valid CER
+#   SEEDS=1                    fine-tuning seeds: every run once per seed, the table shows the mean ± the standard
+#                              deviation (the first seed's runs are named <labels>_<init>, the others
+#                              <labels>_seed<S>_<init>)
 #   PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES=   extra Hydra overrides
 #   LM_ORDER=3 BEAM=100 LM_WEIGHT=1 WORD_SCORE=0
 #
@@ -44,6 +47,9 @@ PRETRAIN_UPDATES=2000
 # the LM from 43 to 16 %); patience ends a run, scratch or pretrained, whose valid CER stopped improving.
 FINETUNE_UPDATES=
 FINETUNE_PATIENCE=8
+# One seed by default; SEEDS="1 2 3" fine-tunes every budget three times (single runs of this recipe moved by
+# up to 20 WER points between draws: egs/an4/README.md).
+SEEDS=1
 PRETRAIN_OVERRIDES=
 FINETUNE_OVERRIDES=
 LM_ORDER=3
@@ -93,13 +99,37 @@ if stage_enabled 3 "pretrain small ($PRETRAIN_UPDATES updates)"; then
     "${common[@]}" ${pretrain_overrides[@]+"${pretrain_overrides[@]}"}
 fi
 
-if stage_enabled 4 "fine-tune on 10 min and on all AN4 transcripts: pretrained and scratch, same budget"; then
+# run_names: "NAME SUBSET SEED UPDATES" per fine-tuning run pair (the first seed's runs keep the budget's name),
+# all labels first: the longer pair.
+run_names() {
+  local seed suffix first=${SEEDS%% *}
+  for seed in $SEEDS; do
+    suffix=$([[ $seed == "$first" ]] || echo "_seed$seed")
+    echo "all$suffix train $seed ${FINETUNE_UPDATES:-3000}"
+    echo "10min$suffix train_10min $seed ${FINETUNE_UPDATES:-1500}"
+  done
+}
+mapfile -t runs < <(run_names)
+
+if stage_enabled 4 "fine-tune on all AN4 transcripts and on 10 min, seeds $SEEDS: pretrained and scratch, same budget"; then
   init=$EXP/pretrain/checkpoints/checkpoint_best.pt
-  # all labels first: the longer pair
-  FINETUNE_UPDATES=${FINETUNE_UPDATES:-3000} finetune_pair all "$DATA/an4" train "$init" \
-    "trainer.patience=$FINETUNE_PATIENCE"
-  FINETUNE_UPDATES=${FINETUNE_UPDATES:-1500} finetune_pair 10min "$DATA/an4" train_10min "$init" \
-    "trainer.patience=$FINETUNE_PATIENCE"
+  [[ -f $EXP/pretrain/.done && -e $init ]] || die "no pretrained checkpoint $init: run stage 3 first"
+  for run in "${runs[@]}"; do
+    read -r name subset seed updates <<< "$run"
+    pool_slot
+    FINETUNE_UPDATES=$updates finetune_pretrained "$name" "$DATA/an4" "$subset" "$init" "trainer.seed=$seed" \
+      "trainer.patience=$FINETUNE_PATIENCE" &
+    pool_slot
+    FINETUNE_UPDATES=$updates finetune_scratch "$name" "$DATA/an4" "$subset" "trainer.seed=$seed" \
+      "trainer.patience=$FINETUNE_PATIENCE" &
+  done
+  wait
+  for run in "${runs[@]}"; do
+    read -r name _ <<< "$run"
+    for init in pretrained scratch; do
+      [[ -f $EXP/finetune/${name}_$init/.done ]] || die "fine-tuning ${name}_$init failed: see $EXP/finetune/${name}_$init.log"
+    done
+  done
 fi
 
 if stage_enabled 5 "$LM_NAME LM from the AN4 training transcripts"; then
@@ -108,13 +138,16 @@ if stage_enabled 5 "$LM_NAME LM from the AN4 training transcripts"; then
 fi
 
 if stage_enabled 6 "decode test (10 unseen speakers), greedy and $LM_NAME LM"; then
-  for name in 10min all; do
+  for run in "${runs[@]}"; do
+    read -r name _ <<< "$run"
     decode_pair "$name" "$DATA/an4" test "$DATA/lm/$LM_NAME.arpa" "$lexicon"
   done
 fi
 
 if stage_enabled 7 "WER table and plots"; then
-  compare_table "$EXP/results" "WER (%) on AN4 test (10 speakers never heard)" test "" 10min all
-  plot_runs 10min all
+  names=()
+  for run in "${runs[@]}"; do names+=("${run%% *}"); done
+  compare_table "$EXP/results" "WER (%) on AN4 test (10 speakers never heard)" test "" "${names[@]}"
+  plot_runs "${names[@]}"
   log "results: $EXP/results.md; curves: $EXP/plots/"
 fi

@@ -5,7 +5,6 @@
 # finetune_overrides (from PRETRAIN_OVERRIDES, FINETUNE_OVERRIDES) and common (the recipe's quick_common), the
 # LM name and lexicon path (LM_NAME, lexicon), and loads asr.sh (decode_sets) with the LM grid off.
 #
-#   finetune_pair NAME DATA_DIR SUBSET INIT_CKPT   # EXP/finetune/NAME_{pretrained,scratch}, side by side
 #   finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...  # one run, 1 thread: EXP/finetune/NAME_pretrained
 #   finetune_scratch NAME DATA_DIR SUBSET OVERRIDE...                # EXP/finetune/NAME_scratch
 #   pool_slot; cmd &                               # at most JOBS background jobs at a time
@@ -46,20 +45,6 @@ finetune_pretrained() {
 finetune_scratch() {
   local name=$1 data=$2 subset=$3; shift 3
   finetune_run "${name}_scratch" "$data" "$subset" freeze_finetune_updates=0 "$@"
-}
-
-# finetune_pair NAME DATA_DIR SUBSET INIT_CKPT [OVERRIDE...]: the pretrained and the scratch run of one label budget, at the
-# same time on one thread each.
-finetune_pair() {
-  local name=$1 data=$2 subset=$3 init=$4 pretrained_pid scratch_pid; shift 4
-  [[ -e $init ]] || die "no pretrained checkpoint $init: run the pretraining stage first"
-  log "  $name: pretrained and scratch side by side (logs: $EXP/finetune/${name}_*.log)"
-  finetune_pretrained "$name" "$data" "$subset" "$init" "$@" &
-  pretrained_pid=$!
-  finetune_scratch "$name" "$data" "$subset" "$@" &
-  scratch_pid=$!
-  wait "$pretrained_pid" || die "fine-tuning ${name}_pretrained failed"
-  wait "$scratch_pid" || die "fine-tuning ${name}_scratch failed"
 }
 
 # pool_slot: wait until fewer than JOBS (default 2) background jobs of this shell run, so that the next one can

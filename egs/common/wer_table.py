@@ -8,7 +8,7 @@
 One row per model (labels, init), a WER and a CER column per subset, a WER column per group of a subset
 (utterance-id<TAB>group files), then pretrained vs scratch per label budget: the relative WER reduction.
 Several rows with the same (labels, init) are runs of one setting (fine-tuning seeds): the tables use their
-mean, and a third table lists each run.
+mean, shown as "mean ± standard deviation" (sample, n - 1), and a third table lists each run.
 Writes OUT.md (both tables) and OUT.json (every number).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from speechssl.recipes.results import group_scores, markdown_table, read_groups,
 
 def mean_over_runs(runs: list[dict], columns: list[str]) -> list[dict]:
     """One record per (labels, init), in first-seen order: the mean of every column over the runs that share
-    it (fine-tuning seeds), their count in "runs" and their decoding directories in "decode_dirs"."""
+    it (fine-tuning seeds), their count in "runs", their decoding directories in "decode_dirs" and, with several
+    runs, each column's sample standard deviation in "<column> sd"."""
     grouped: dict[tuple, list[dict]] = {}
     for run in runs:
         grouped.setdefault((run["labels"], run["init"]), []).append(run)
@@ -36,8 +38,16 @@ def mean_over_runs(runs: list[dict], columns: list[str]) -> list[dict]:
             values = [float(r[c]) for r in group if r.get(c) is not None]
             if values:
                 record[c] = round(sum(values) / len(values), 2) if len(values) > 1 else values[0]
+                if len(values) > 1:
+                    record[f"{c} sd"] = round(statistics.stdev(values), 2)
         records.append(record)
     return records
+
+
+def with_spread(record: dict, column: str) -> object:
+    """The table's cell: the mean and, over several runs, its spread ("61.16 ± 1.20")."""
+    mean, sd = record.get(column), record.get(f"{column} sd")
+    return mean if mean is None or sd is None else f"{mean:.2f} ± {sd:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     repeated = any(r["runs"] > 1 for r in records)
     headers = ["labels", args.init_header, *(["runs"] if repeated else []), *columns]
     table = markdown_table(headers, [[r["labels"], r["init"], *([r["runs"]] if repeated else []),
-                                      *(r.get(c) for c in columns)] for r in records])
+                                      *(with_spread(r, c) for c in columns)] for r in records])
     comparisons = []
     wer_columns = [c for c in columns if " WER" in c]
     for labels in dict.fromkeys(r["labels"] for r in records):
@@ -89,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "relative_reduction": gain})
     text = f"### {args.title}\n\n{table}\n"
     if repeated:
-        text += ("\nRows with several runs (fine-tuning seeds) show their mean; each run:\n\n"
+        text += ("\nRows with several runs (fine-tuning seeds) show their mean ± the sample standard deviation;"
+                 " each run:\n\n"
                  + markdown_table(["labels", args.init_header, "run", *columns],
                                   [[r["labels"], r["init"], Path(r["decode_dir"]).parent.name,
                                     *(r.get(c) for c in columns)] for r in runs]) + "\n")

@@ -5,6 +5,7 @@ re-runs."""
 from __future__ import annotations
 
 import json
+import statistics
 
 
 def test_synthetic_recipe_quick_end_to_end(tmp_path, run_recipe, ran_steps, read_summary):
@@ -33,6 +34,7 @@ def test_synthetic_recipe_quick_end_to_end(tmp_path, run_recipe, ran_steps, read
         wers = [read_summary(d, "test")["wer"] for d in runs]
         assert all(read_summary(d, "test")["utterances"] == len(groups) for d in runs)
         assert row["test WER"] == round(sum(wers) / 2, 2)
+        assert row["test WER sd"] == round(statistics.stdev(wers), 2)  # the spread of the seeds
         assert {"test WER (seen voices)", "test WER (unseen voices)"} <= set(row)
     assert len(results["runs"]) == 8  # 2 seeds x 2 inits x 2 decoders
     # The seeds were fine-tuned with their own seed; every fine-tuning run started once the pretraining
@@ -42,7 +44,10 @@ def test_synthetic_recipe_quick_end_to_end(tmp_path, run_recipe, ran_steps, read
     started = [p.stat().st_mtime for p in (exp / "finetune").glob("*/config.yaml")]
     assert len(started) == 4 and min(started) >= pretrained_at
     assert len(results["comparisons"]) == 6  # 2 decoders x (overall, seen, unseen)
-    assert "each run:" in (exp / "results.md").read_text()
+    table = (exp / "results.md").read_text()
+    assert "each run:" in table
+    sd = rows[("5min, greedy", "pretrained")]["test WER sd"]
+    assert f"| {rows[('5min, greedy', 'pretrained')]['test WER']:.2f} ± {sd:.2f} |" in table
     assert (exp / "plots/pretrain/accuracy.png").is_file() and (exp / "plots/5min_seed2_scratch/wer.png").is_file()
 
     again = run_recipe("synthetic").stderr
