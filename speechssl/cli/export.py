@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-fp32", default="",
                         help="with --quantize int8: linear layers left in fp32, comma-separated: feature_proj, head "
                              "(default: none)")
+    parser.add_argument("--no-optimize", action="store_true",
+                        help="write the graph as traced: no 2-D convolutions or onnxruntime-only fused operators "
+                             "(for ONNX runtimes other than onnxruntime; slower on onnxruntime)")
     parser.add_argument("--features", action="store_true",
                         help="also export features.onnx (every layer's hidden states, for Recognizer.features)")
     parser.add_argument("--dict", dest="dictionary", type=Path, default=None,
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         )
         config = ExportConfig(
             format=args.format, quantize=args.quantize, features=args.features, decoder=decoder,
+            optimize=not args.no_optimize,
             quantization=QuantizeConfig(per_channel=not args.per_tensor,
                                         keep_fp32=[p for p in args.keep_fp32.split(",") if p.strip()]),
         )
@@ -69,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
           f"{len(bundle.tokenizer['symbols'])} symbols, decoder {bundle.decoder.decoder})")
     for path in result.files:
         print(f"  {path.name:<14} {path.stat().st_size / 1e6:9.2f} MB")
+    if result.optimization is not None:
+        fused = ", ".join(f"{count} {op}" for op, count in sorted(result.optimization.fused.items())) or "none"
+        print(f"graph rewritten for onnxruntime: {result.optimization.convs_as_2d} convolutions as 2-D; fused: {fused}")
     tolerance = f" (fp32 tolerance {FP32_TOLERANCE:g})" if bundle.precision == "fp32" else ""
     print(f"check against torch on padded noise: max |log-prob diff| {check.max_abs_diff:.2e}{tolerance}, "
           f"same arg-max on {100 * check.same_argmax:.1f} % of frames")

@@ -7,6 +7,10 @@ time axes. Why not the TorchScript exporter (``dynamo=False``): torch 2.9 made t
 (as icefall's did on the opposite switch, icefall#2040). The price is export time (a few seconds for a tiny
 model, about a minute for BASE), paid once per export.
 
+The traced fp32 graph is then rewritten for onnxruntime's fastest CPU kernels (``speechssl.deploy.optimize``:
+2-D convolutions, fused residual-LayerNorm and bias-GELU; ``optimize=False`` keeps the traced graph), and int8
+quantizes the rewritten graph.
+
 Every export is checked before it is written as done: the graph runs in onnxruntime on a padded batch of
 noise and its log-probabilities are compared with the torch model's (``ExportCheck``); int8 graphs report
 the difference without failing on it, fp32 graphs must agree to ``FP32_TOLERANCE``.
@@ -36,6 +40,7 @@ from speechssl.deploy.bundle import (
     write_bundle_config,
 )
 from speechssl.deploy.graph import ExportableCTC, graph_spec
+from speechssl.deploy.optimize import OptimizeReport, optimize_graph
 from speechssl.deploy.quantize import QuantizeConfig, quantize_int8
 
 OPSET = 18
@@ -56,6 +61,9 @@ class ExportConfig:
     """None (fp32) or ``int8`` (dynamic quantization of the linear layers, ``QuantizeConfig``)."""
     quantization: QuantizeConfig = field(default_factory=QuantizeConfig)
     """How int8 quantizes."""
+    optimize: bool = True
+    """Rewrite the fp32 graph for onnxruntime's CPU kernels before quantizing (``speechssl.deploy.optimize``);
+    False writes the graph as traced (for other ONNX runtimes: the rewrite uses onnxruntime's contrib ops)."""
     features: bool = False
     """Also write ``features.onnx`` (every layer's hidden states, for ``Recognizer.features``)."""
     decoder: DecoderSettings = field(default_factory=DecoderSettings)
@@ -98,6 +106,8 @@ class ExportResult:
     config: ExportedModelConfig
     check: ExportCheck
     files: list[Path]
+    optimization: OptimizeReport | None = None
+    """What the graph rewrite did (None with ``optimize=False``)."""
 
 
 def _export_graph(graph: ExportableCTC, path: Path, names: tuple[str, ...], outputs: tuple[str, ...],
@@ -198,6 +208,18 @@ def export_onnx(src: str | Path, out: str | Path, config: ExportConfig | None = 
             raise ValueError(f"the exported graph disagrees with the torch model: max |log-prob difference| "
                              f"{check.max_abs_diff:.3g} (tolerance {FP32_TOLERANCE}), lengths equal: "
                              f"{check.lengths_equal}; please report this with the checkpoint's config")
+        optimization = None
+        if config.optimize:
+            optimized_path = Path(tmp) / "model.optimized.onnx"
+            optimization = optimize_graph(fp32_path, optimized_path, num_heads=model_config.encoder_attention_heads,
+                                          hidden_size=model_config.encoder_embed_dim)
+            check = check_export(loaded.model, optimized_path, example, spec.input_names)
+            if not check.lengths_equal or check.max_abs_diff > FP32_TOLERANCE:
+                raise ValueError(f"the optimized graph disagrees with the torch model: max |log-prob difference| "
+                                 f"{check.max_abs_diff:.3g} (tolerance {FP32_TOLERANCE}), lengths equal: "
+                                 f"{check.lengths_equal}; export with optimize=False (--no-optimize) and "
+                                 "please report this with the checkpoint's config")
+            fp32_path = optimized_path
         model_path = fp32_path
         if config.quantize == "int8":
             model_path = Path(tmp) / "model.int8.onnx"
@@ -209,6 +231,10 @@ def export_onnx(src: str | Path, out: str | Path, config: ExportConfig | None = 
             features_spec = graph_spec(model_config, hidden_states=True)
             _export_graph(ExportableCTC(loaded.model, hidden_states=True), Path(tmp) / FEATURES_FILE,
                           features_spec.input_names, features_spec.output_names, example)
+            if config.optimize:
+                optimize_graph(Path(tmp) / FEATURES_FILE, Path(tmp) / FEATURES_FILE,
+                               num_heads=model_config.encoder_attention_heads,
+                               hidden_size=model_config.encoder_embed_dim)
             shutil.move(str(Path(tmp) / FEATURES_FILE), out / FEATURES_FILE)
             files.append(out / FEATURES_FILE)
 
@@ -230,7 +256,8 @@ def export_onnx(src: str | Path, out: str | Path, config: ExportConfig | None = 
         inputs=list(spec.input_names), outputs=list(spec.output_names),
         tokenizer=tokenizer_options(tokenizer), decoder=decoder, opset=OPSET,
         exported_from=f"{src} ({loaded.source}); speechssl {__version__}, torch {torch.__version__}",
-        exporter="torch.onnx.export(dynamo=True)",
+        exporter="torch.onnx.export(dynamo=True)" + (
+            " + speechssl.deploy.optimize (2-D convolutions, onnxruntime fusions)" if config.optimize else ""),
     )
     files.append(write_bundle_config(out, bundle))
-    return ExportResult(folder=out, config=bundle, check=check, files=files)
+    return ExportResult(folder=out, config=bundle, check=check, files=files, optimization=optimization)
