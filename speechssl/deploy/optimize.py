@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+
 @dataclass(kw_only=True)
 class OptimizeReport:
     """What ``optimize_graph`` rewrote."""

@@ -7,11 +7,11 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from speechssl.cli.main import main  # noqa: E402
-from speechssl.deploy.bundle import read_bundle_config  # noqa: E402
-from speechssl.deploy.optimize import convs_as_2d  # noqa: E402
+from speechssl.cli.main import main
+from speechssl.deploy.bundle import read_bundle_config
+from speechssl.deploy.optimize import convs_as_2d
 
 
 def conv_kernels(model) -> list[list[int]]:
