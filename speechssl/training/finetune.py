@@ -116,9 +116,9 @@ class FinetuneTask:
         geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
                                          geometry=geometry, tokenizer=self.tokenizer,
-                                         pin_memory=device.type == "cuda")
+                                         device=device)
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
-                                          geometry=geometry, tokenizer=self.tokenizer)
+                                          geometry=geometry, tokenizer=self.tokenizer, device=device)
                              if cfg.data.valid_subset else None)
         self._frozen: bool | None = None
 

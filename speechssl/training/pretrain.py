@@ -66,9 +66,9 @@ class PretrainTask:
         seed = cfg.trainer.seed
         geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
-                                         geometry=geometry, pin_memory=device.type == "cuda")
+                                         geometry=geometry, device=device)
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
-                                          geometry=geometry)
+                                          geometry=geometry, device=device)
                              if cfg.data.valid_subset else None)
 
     # -- data
@@ -135,7 +135,7 @@ class PretrainTask:
         sample_size, loss_sum = 0.0, 0.0
         self.valid_loader.set_epoch(1)
         for batch in self.valid_loader:
-            batch = batch.to(self.device)
+            batch = batch.to(self.device, non_blocking=True)
             # Fixed seeds: validation masks are the same at every validation.
             seeds = [mask_seed(self.cfg.trainer.seed, -1, int(i)) for i in batch.ids.tolist()]
             out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
