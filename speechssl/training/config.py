@@ -76,6 +76,10 @@ class TrainerConfig:
     """How long a rank waits in a collective (all-reduce, barrier) before the process group gives up. Rank 0
     validates and writes checkpoints alone while the others wait at a barrier: this must exceed the longest
     validation plus checkpoint write (NCCL's own default, 10 minutes, does not for a large valid set)."""
+    find_unused_parameters: bool | None = None
+    """DDP's search for parameters a step leaves without a gradient. null: on exactly when the model and task
+    can leave some (LayerDrop, feature_grad_mult 0, freeze_finetune_updates, no time masks in fine-tuning;
+    `speechssl.training.distributed.unused_parameter_reasons`), printed at start-up; true/false forces it."""
     health: HealthConfig = field(default_factory=HealthConfig)
     """Training-health monitor settings."""
 

@@ -12,7 +12,7 @@ from torch import nn
 from speechssl.models.masking import mask_seed
 from speechssl.training.config import PretrainConfig, apply_overrides, temp_decay_for
 from speechssl.training.data_setup import build_loader
-from speechssl.training.distributed import DistInfo
+from speechssl.training.distributed import DistInfo, unused_parameter_reasons
 from speechssl.training.loop import StepOutput
 
 LN2 = math.log(2)
@@ -158,5 +158,5 @@ class PretrainTask:
         cfg = self.model_config
         return {"num_codes": cfg.latent_groups * cfg.latent_vars, "num_negatives": cfg.num_negatives}
 
-    def find_unused_parameters(self) -> bool:
-        return True
+    def unused_parameter_reasons(self) -> list[str]:
+        return unused_parameter_reasons(self.model_config, ctc=False)
