@@ -129,9 +129,10 @@ class Trainer:
         self.ddp_model: nn.Module = self.model
         if dist.enabled:
             reasons = task.unused_parameter_reasons()
-            find_unused = bool(reasons) if trainer.find_unused_parameters is None else trainer.find_unused_parameters
+            forced = trainer.find_unused_parameters
+            find_unused = bool(reasons) if forced is None else forced
             if dist.is_main:
-                why = ("trainer.find_unused_parameters" if trainer.find_unused_parameters is not None
+                why = ("trainer.find_unused_parameters" if forced is not None
                        else "; ".join(reasons) or "every parameter gets a gradient at every step")
                 print(f"DDP find_unused_parameters={find_unused} ({why})", flush=True)
             self.ddp_model = nn.parallel.DistributedDataParallel(

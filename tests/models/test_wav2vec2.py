@@ -242,7 +242,6 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients(layout, requ
         out = model(batch, padding, mask_seeds=[3, 4])
         kept = len(calls)
         out.loss.backward()
-        assert 0 < kept < cfg.encoder_layers or layout == "tiny_ln_cfg"  # seed 1 drops a layer of tiny_cfg
         assert len(calls) == (2 * kept if recompute else kept)
         results.append((out.loss.detach(), {k: p.grad for k, p in model.named_parameters()}, model.state_dict()))
     (loss, grads, state), (loss_ckpt, grads_ckpt, state_ckpt) = results
