@@ -97,8 +97,13 @@ class TrainerConfig:
                 raise ValueError(f"trainer.{key} must be >= 1, got {value}")
         if self.dist_timeout_minutes <= 0:
             raise ValueError(f"trainer.dist_timeout_minutes must be > 0, got {self.dist_timeout_minutes}")
-        if not self.compile_backend:
-            raise ValueError("trainer.compile_backend must name a torch.compile backend (inductor, aot_eager, ...)")
+        if self.compile:
+            import torch._dynamo
+
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in backends:
+                raise ValueError(f"trainer.compile_backend={self.compile_backend!r} is no torch.compile backend; "
+                                 f"expected one of {backends}")
         if self.patience < 0:
             raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
         if self.patience and not self.valid_interval:

@@ -140,13 +140,7 @@ class Trainer:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=find_unused,
             )
-        if trainer.compile:
-            import torch._dynamo
-
-            backends = torch._dynamo.list_backends(exclude_tags=())
-            if trainer.compile_backend not in backends:
-                raise ValueError(f"trainer.compile_backend={trainer.compile_backend!r} is no torch.compile backend; "
-                                 f"expected one of {backends}")
+        if trainer.compile:  # (the backend's name was checked by TrainerConfig.validate)
             # The DDP module itself is compiled (torch's DDPOptimizer then splits the graph at the gradient
             # buckets, so all-reduces still overlap the backward); self.model stays the plain module.
             self.ddp_model = torch.compile(self.ddp_model, backend=trainer.compile_backend)
