@@ -1,9 +1,10 @@
 """A DataLoader over a manifest dataset driven by :class:`BucketBatchSampler`, resumable mid-epoch.
 
-Workers load and collate whole batches (the batch sampler runs in the main process). Workers are not
-persistent: the dataset's epoch (which seeds crop offsets) reaches them when each epoch's iterator starts.
-Because workers fetch ahead, the resume position is the number of batches *consumed* from this loader,
-counted here, not the number the sampler has handed out.
+Workers load and collate whole batches (the batch sampler runs in the main process). Workers persist from
+one epoch to the next (no fork and dataset copy per epoch): each batch carries its epoch (which seeds crop
+offsets) in its keys, since a worker's copy of the dataset never sees `set_epoch`. Because workers fetch
+ahead, the resume position is the number of batches *consumed* from this loader, counted here, not the
+number the sampler has handed out.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class LoaderConfig:
     num_workers: int = 0
     """DataLoader worker processes (0 = load in the main process)."""
     pin_memory: bool = False
-    """Pin batches for faster host-to-GPU copies."""
+    """Pin batches (page-locked memory) so that host-to-GPU copies can run asynchronously (training on CUDA)."""
+    persistent_workers: bool = True
+    """With num_workers > 0: keep the worker processes from one epoch (and one validation) to the next."""
     prefetch_factor: int = 2
     """Batches prefetched per worker."""
 
@@ -51,6 +54,40 @@ class LoaderConfig:
                              f"{self.required_batch_size_multiple}")
 
 
+class _EpochBatches:
+    """The sampler's batches as ``(epoch, index)`` keys, the epoch read when the iteration starts."""
+
+    def __init__(self, sampler: BucketBatchSampler) -> None:
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch = self.sampler.epoch
+        for batch in self.sampler:
+            yield [(epoch, index) for index in batch]
+
+
+class _AtEpoch(torch.utils.data.Dataset):
+    """A dataset read with ``(epoch, index)`` keys and collated at that epoch: a persistent worker holds a copy
+    of the dataset made when it started, which `AudioDataLoader.set_epoch` never reaches."""
+
+    def __init__(self, dataset: UnlabeledAudioDataset | LabeledAudioDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[int, object]:
+        epoch, index = key
+        return epoch, self.dataset[index]
+
+    def collate(self, keyed: list[tuple[int, object]]) -> UnlabeledBatch | LabeledBatch:
+        self.dataset.set_epoch(keyed[0][0])
+        return self.dataset.collate([item for _, item in keyed])
+
+
 class AudioDataLoader:
     """Iterable of :class:`UnlabeledBatch` / :class:`LabeledBatch` with ``set_epoch`` and resume state."""
 
@@ -61,6 +98,7 @@ class AudioDataLoader:
         self.config = config
         self._consumed = 0
         self._exhausted = False  # the last iteration consumed the whole epoch
+        self._persistent: torch.utils.data.DataLoader | None = None
 
     @property
     def epoch(self) -> int:
@@ -85,21 +123,33 @@ class AudioDataLoader:
             self._consumed, self._exhausted = 0, False
         # workers fetch ahead of the consumer: restart the sampler where consumption stopped
         self.sampler.seek(self._consumed)
-        kwargs = {}
-        if self.config.num_workers > 0:
-            kwargs = {"prefetch_factor": self.config.prefetch_factor, "persistent_workers": False}
-        # A private generator: creating a DataLoader iterator otherwise draws a seed from the global torch
-        # RNG, so a run resumed mid-epoch would diverge from an uninterrupted one.
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.sampler.epoch)
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=self.dataset.collate,
-            num_workers=self.config.num_workers, pin_memory=self.config.pin_memory, generator=generator,
-            **kwargs)
-        for batch in loader:
+        for batch in self.torch_loader():
             self._consumed += 1
             yield batch
         # stay at the end: a checkpoint taken now records the epoch as finished
         self._exhausted = True
+
+    def torch_loader(self) -> torch.utils.data.DataLoader:
+        """The torch DataLoader an iteration reads: one for the loader's lifetime when its workers persist, else
+        a new one per iteration."""
+        if self._persistent is not None:
+            return self._persistent
+        cfg = self.config
+        persistent = cfg.persistent_workers and cfg.num_workers > 0
+        kwargs = {}
+        if cfg.num_workers > 0:
+            kwargs = {"prefetch_factor": cfg.prefetch_factor, "persistent_workers": persistent}
+        # A private generator: creating a DataLoader iterator otherwise draws a seed from the global torch
+        # RNG, so a run resumed mid-epoch would diverge from an uninterrupted one. (It seeds the workers' torch
+        # RNG only, which loading and collating never draw from: crops come from (seed, epoch, id).)
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.sampler.epoch)
+        keyed = _AtEpoch(self.dataset)
+        loader = torch.utils.data.DataLoader(
+            keyed, batch_sampler=_EpochBatches(self.sampler), collate_fn=keyed.collate,
+            num_workers=cfg.num_workers, pin_memory=cfg.pin_memory, generator=generator, **kwargs)
+        if persistent:
+            self._persistent = loader
+        return loader
 
     def state_dict(self) -> dict:
         """Sampler state at the number of batches consumed from this loader so far."""
@@ -136,4 +186,5 @@ def inference_loader(dataset: UnlabeledAudioDataset | LabeledAudioDataset, *, ma
     lengths = dataset.batch_lengths
     budget = max(int(max_tokens), int(lengths.max()) if len(lengths) else 1)
     return build_dataloader(dataset, LoaderConfig(max_tokens=budget, shuffle=False, required_batch_size_multiple=1,
-                                                  num_workers=num_workers))
+                                                  num_workers=num_workers,
+                                                  persistent_workers=False))  # read once

@@ -154,6 +154,13 @@ class Wav2Vec2Config:
     never share a code), so the paper's objective sits at chance for a long time; the continuous term gives the
     encoder a learnable signal from the first updates. The `small` CPU recipes use 1.0 (egs/synthetic)."""
 
+    # ---------------------------------------------------------------- memory
+    checkpoint_activations: bool = False
+    """Recompute each Transformer layer's activations in the backward pass instead of keeping them (fairseq's
+    `checkpoint_activations`; torch.utils.checkpoint): training memory for LARGE on 24-40 GB cards, at the cost
+    of a second forward pass through the layers. The weights, the outputs and the gradients are the same
+    (dropout masks are replayed from the saved random state); no effect in eval or without gradient."""
+
     # ---------------------------------------------------------------- metadata
     normalize: bool = False
     """Whether the model expects zero-mean unit-variance waveforms (LARGE checkpoints); the data pipeline
@@ -246,6 +253,9 @@ class Wav2Vec2Config:
             raise ValueError(f"`continuous_target_weight` must be >= 0, got {self.continuous_target_weight}")
         if self.logit_temp <= 0:
             raise ValueError(f"`logit_temp` must be > 0, got {self.logit_temp}")
+        if not isinstance(self.checkpoint_activations, bool):  # a checkpoint's or a converter's "true" string
+            raise ValueError(  # noqa: TRY004 (validate() raises ValueError, as its callers expect)
+                f"`checkpoint_activations` must be a bool, got {self.checkpoint_activations!r}")
         if self.layer_norm_eps <= 0:
             raise ValueError(f"`layer_norm_eps` must be > 0, got {self.layer_norm_eps}")
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+from torch.utils.checkpoint import checkpoint
 
 from speechssl.models.config import Wav2Vec2Config
 
@@ -224,6 +225,7 @@ class ContextNetwork(nn.Module):
         super().__init__()
         self.layer_norm_first = cfg.layer_norm_first
         self.layerdrop = cfg.encoder_layerdrop
+        self.checkpoint_activations = cfg.checkpoint_activations
         self.pos_conv = PositionalConvEmbedding(cfg.encoder_embed_dim, cfg.conv_pos, cfg.conv_pos_groups)
         self.layer_norm = nn.LayerNorm(cfg.encoder_embed_dim, eps=cfg.layer_norm_eps)
         self.dropout = Dropout(cfg.dropout)
@@ -250,10 +252,13 @@ class ContextNetwork(nn.Module):
             x = self.layer_norm(x)
         x = self.dropout(x)
         hidden: list[torch.Tensor] | None = [x] if return_hidden_states else None
+        recompute = self.checkpoint_activations and self.training and torch.is_grad_enabled()
         for layer in self.layers:
             # LayerDrop (Fan et al., 2019): skip whole layers in training
             if not (self.training and self.layerdrop > 0 and float(torch.rand(())) < self.layerdrop):
-                x = layer(x, attn_mask)
+                # checkpointing keeps the layer's input alone; its forward runs again in the backward pass, from
+                # the same random state (the same dropout masks)
+                x = checkpoint(layer, x, attn_mask, use_reentrant=False) if recompute else layer(x, attn_mask)
             if hidden is not None:
                 hidden.append(x)
         if self.layer_norm_first:

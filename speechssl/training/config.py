@@ -76,6 +76,16 @@ class TrainerConfig:
     """How long a rank waits in a collective (all-reduce, barrier) before the process group gives up. Rank 0
     validates and writes checkpoints alone while the others wait at a barrier: this must exceed the longest
     validation plus checkpoint write (NCCL's own default, 10 minutes, does not for a large valid set)."""
+    find_unused_parameters: bool | None = None
+    """DDP's search for parameters a step leaves without a gradient. null: on exactly when the model and task
+    can leave some (LayerDrop, feature_grad_mult 0, freeze_finetune_updates, no time masks in fine-tuning;
+    `speechssl.training.distributed.unused_parameter_reasons`), printed at start-up; true/false forces it."""
+    compile: bool = False
+    """torch.compile the model's training forward (and its backward) with `compile_backend`. Each new batch
+    shape can cost a recompilation at first; validation and checkpoints use the uncompiled model."""
+    compile_backend: str = "inductor"
+    """torch.compile's backend: `inductor` (generated kernels), or `aot_eager` / `eager` (tracing only: checks
+    that the model compiles, no speed-up)."""
     health: HealthConfig = field(default_factory=HealthConfig)
     """Training-health monitor settings."""
 
@@ -87,6 +97,13 @@ class TrainerConfig:
                 raise ValueError(f"trainer.{key} must be >= 1, got {value}")
         if self.dist_timeout_minutes <= 0:
             raise ValueError(f"trainer.dist_timeout_minutes must be > 0, got {self.dist_timeout_minutes}")
+        if self.compile:
+            import torch._dynamo
+
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in backends:
+                raise ValueError(f"trainer.compile_backend={self.compile_backend!r} is no torch.compile backend; "
+                                 f"expected one of {backends}")
         if self.patience < 0:
             raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
         if self.patience and not self.valid_interval:

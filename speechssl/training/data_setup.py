@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from speechssl.data import (
     AudioDatasetConfig,
     LabeledAudioDataset,
@@ -61,10 +63,11 @@ def dropped_counts(dataset: UnlabeledAudioDataset | LabeledAudioDataset, cfg: Au
 
 
 def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, train: bool, geometry: FrameGeometry,
-                 tokenizer: LetterTokenizer | None = None, pin_memory: bool = False) -> AudioDataLoader:
+                 tokenizer: LetterTokenizer | None = None, device: torch.device | str = "cpu") -> AudioDataLoader:
     """Loader over `<data.dir>/<subset>.tsv`, sharded over ranks; labeled when a tokenizer is given. `geometry`
-    is the model's (its config's): no utterance shorter than its receptive field reaches it. `pin_memory`
-    (training on a GPU) lets batches copy to the device asynchronously (`batch.to(device, non_blocking=True)`)."""
+    is the model's (its config's): no utterance shorter than its receptive field reaches it. On a CUDA `device`
+    batches come in pinned memory, so that `batch.to(device, non_blocking=True)` copies them asynchronously;
+    with data.num_workers > 0 the workers persist across epochs."""
     if data.max_tokens < geometry.receptive_field:
         raise ValueError(f"data.max_tokens={data.max_tokens} is smaller than the model's "
                          f"{geometry.receptive_field}-sample receptive field")
@@ -91,6 +94,7 @@ def build_loader(data: DataSection, subset: str, *, seed: int, dist: DistInfo, t
                          "samples): raise data.max_tokens, or lower data.max_sample_size")
     loader_cfg = LoaderConfig(max_tokens=data.max_tokens, max_batch_size=data.max_batch_size, shuffle=train,
                               seed=seed, num_workers=data.num_workers,
-                              required_batch_size_multiple=data.required_batch_size_multiple, pin_memory=pin_memory)
+                              required_batch_size_multiple=data.required_batch_size_multiple,
+                              pin_memory=torch.device(device).type == "cuda")
     return build_dataloader(dataset, loader_cfg, num_replicas=dist.world_size if train else 1,
                             rank=dist.rank if train else 0)

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from speechssl.models.config import Wav2Vec2Config
+
 
 @dataclass(kw_only=True)
 class DistInfo:
@@ -99,3 +101,26 @@ def cleanup(info: DistInfo, *, synchronize: bool = False) -> None:
         if synchronize:
             barrier(info)
         dist.destroy_process_group()
+
+
+def unused_parameter_reasons(model: Wav2Vec2Config, *, ctc: bool, freeze_finetune_updates: int = 0) -> list[str]:
+    """Why a training step of this model may leave trainable parameters without a gradient (empty: every one
+    gets a gradient at every step).
+
+    DDP needs `find_unused_parameters=True` exactly then: without it the reducer waits for gradients that never
+    come and the next step fails ("Expected to have finished reduction in the prior iteration"); with it, every
+    step pays a traversal of the autograd graph. `ctc`: the model is `Wav2Vec2ForCTC` (no quantizer; masks only
+    with mask_prob > 0); else `Wav2Vec2ForPreTraining`, whose loss reads every module (masked steps are
+    required, so mask_emb always takes part). tests/training/test_distributed.py checks this list against the
+    parameters a real step leaves without a gradient.
+    """
+    reasons = []
+    if model.encoder_layerdrop > 0:
+        reasons.append(f"model.encoder_layerdrop={model.encoder_layerdrop:g} skips whole Transformer layers")
+    if model.feature_grad_mult == 0:
+        reasons.append("model.feature_grad_mult=0 runs the feature encoder without gradient")
+    if ctc and freeze_finetune_updates > 0:
+        reasons.append(f"freeze_finetune_updates={freeze_finetune_updates} trains the CTC head alone at first")
+    if ctc and model.mask_prob == 0:
+        reasons.append("model.mask_prob=0 leaves the mask embedding unused")
+    return reasons

@@ -22,7 +22,7 @@ from speechssl.decoding.inference import Emissions, ModelEmitter
 from speechssl.models.masking import mask_seed
 from speechssl.training.config import FinetuneConfig, apply_overrides
 from speechssl.training.data_setup import build_loader, tokenizer_from_data
-from speechssl.training.distributed import DistInfo
+from speechssl.training.distributed import DistInfo, unused_parameter_reasons
 from speechssl.training.loop import StepOutput
 
 # Parameter names of the CTC head (everything else is "the encoder" for freeze_finetune_updates).
@@ -116,9 +116,9 @@ class FinetuneTask:
         geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
                                          geometry=geometry, tokenizer=self.tokenizer,
-                                         pin_memory=device.type == "cuda")
+                                         device=device)
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
-                                          geometry=geometry, tokenizer=self.tokenizer)
+                                          geometry=geometry, tokenizer=self.tokenizer, device=device)
                              if cfg.data.valid_subset else None)
         self._frozen: bool | None = None
 
@@ -187,5 +187,6 @@ class FinetuneTask:
     def health_sizes(self) -> dict[str, int | None]:
         return {}  # the codebook checks watch pretraining only
 
-    def find_unused_parameters(self) -> bool:
-        return True
+    def unused_parameter_reasons(self) -> list[str]:
+        return unused_parameter_reasons(self.model_config, ctc=True,
+                                        freeze_finetune_updates=self.cfg.freeze_finetune_updates)

@@ -83,7 +83,7 @@ class Task(Protocol):
     def validate(self, model: nn.Module) -> dict[str, float]: ...
     def best_key(self) -> tuple[str, bool]: ...
     def health_sizes(self) -> dict[str, int | None]: ...
-    def find_unused_parameters(self) -> bool: ...
+    def unused_parameter_reasons(self) -> list[str]: ...
 
 
 @dataclass(kw_only=True)
@@ -128,11 +128,22 @@ class Trainer:
         self.model = task.model.to(device)
         self.ddp_model: nn.Module = self.model
         if dist.enabled:
+            reasons = task.unused_parameter_reasons()
+            forced = trainer.find_unused_parameters
+            find_unused = bool(reasons) if forced is None else forced
+            if dist.is_main:
+                why = ("trainer.find_unused_parameters" if forced is not None
+                       else "; ".join(reasons) or "every parameter gets a gradient at every step")
+                print(f"DDP find_unused_parameters={find_unused} ({why})", flush=True)
             self.ddp_model = nn.parallel.DistributedDataParallel(
                 self.model,
                 device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=task.find_unused_parameters(),
+                find_unused_parameters=find_unused,
             )
+        if trainer.compile:  # (the backend's name was checked by TrainerConfig.validate)
+            # The DDP module itself is compiled (torch's DDPOptimizer then splits the graph at the gradient
+            # buckets, so all-reduces still overlap the backward); self.model stays the plain module.
+            self.ddp_model = torch.compile(self.ddp_model, backend=trainer.compile_backend)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, optim)
         if schedule.warmup_fraction is not None and dist.is_main and schedule.kind != "tri_stage":

@@ -12,7 +12,7 @@ from torch import nn
 from speechssl.models.masking import mask_seed
 from speechssl.training.config import PretrainConfig, apply_overrides, temp_decay_for
 from speechssl.training.data_setup import build_loader
-from speechssl.training.distributed import DistInfo
+from speechssl.training.distributed import DistInfo, unused_parameter_reasons
 from speechssl.training.loop import StepOutput
 
 LN2 = math.log(2)
@@ -66,9 +66,9 @@ class PretrainTask:
         seed = cfg.trainer.seed
         geometry = self.model_config.geometry
         self.train_loader = build_loader(cfg.data, cfg.data.train_subset, seed=seed, dist=dist, train=True,
-                                         geometry=geometry, pin_memory=device.type == "cuda")
+                                         geometry=geometry, device=device)
         self.valid_loader = (build_loader(cfg.data, cfg.data.valid_subset, seed=seed, dist=dist, train=False,
-                                          geometry=geometry)
+                                          geometry=geometry, device=device)
                              if cfg.data.valid_subset else None)
 
     # -- data
@@ -135,7 +135,7 @@ class PretrainTask:
         sample_size, loss_sum = 0.0, 0.0
         self.valid_loader.set_epoch(1)
         for batch in self.valid_loader:
-            batch = batch.to(self.device)
+            batch = batch.to(self.device, non_blocking=True)
             # Fixed seeds: validation masks are the same at every validation.
             seeds = [mask_seed(self.cfg.trainer.seed, -1, int(i)) for i in batch.ids.tolist()]
             out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
@@ -158,5 +158,5 @@ class PretrainTask:
         cfg = self.model_config
         return {"num_codes": cfg.latent_groups * cfg.latent_vars, "num_negatives": cfg.num_negatives}
 
-    def find_unused_parameters(self) -> bool:
-        return True
+    def unused_parameter_reasons(self) -> list[str]:
+        return unused_parameter_reasons(self.model_config, ctc=False)

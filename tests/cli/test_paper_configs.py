@@ -34,6 +34,8 @@ SHARED_MODEL = {
     # speechssl's own additions, at the values that leave the model fairseq's: kaiming conv init, no
     # continuous-target term (fairseq's quantize_targets: true)
     "model.conv_smooth_init": 0.0, "model.continuous_target_weight": 0.0,
+    # fairseq's checkpoint_activations (recompute the layers in backward): off in every paper config
+    "model.checkpoint_activations": False,
 }
 # The pretrained models: architecture, temperature floor and feature-penalty weight (loss_weights[1]).
 BASE_ARCH = {

@@ -103,3 +103,29 @@ def test_loader_with_workers_resumes_to_the_bit(manifest):
         assert torch.equal(a.waveforms, b.waveforms)
     assert resumed.state_dict()["position"] == len(full)  # finished epoch
     assert len(list(resumed)) == len(full)  # iterated again (validation): starts over
+
+
+def test_persistent_workers_crop_each_epoch_as_the_main_process_does(manifest):
+    """A worker kept from one epoch to the next (one torch DataLoader for the loader's lifetime) still crops
+    at each batch's epoch, which reaches it with the batch: batches equal those loaded without workers, and the
+    crops change from epoch to epoch."""
+    cfg = AudioDatasetConfig(max_sample_size=6000, min_sample_size=4000, seed=9)
+
+    def loader(num_workers: int):
+        return build_dataloader(UnlabeledAudioDataset(manifest, cfg), LoaderConfig(
+            max_tokens=30000, required_batch_size_multiple=1, seed=4, num_workers=num_workers))
+
+    with_workers, main = loader(1), loader(0)
+    torch_loader = with_workers.torch_loader()
+    assert torch_loader.persistent_workers and with_workers.torch_loader() is torch_loader
+    assert not main.torch_loader().persistent_workers
+    epochs = []
+    for epoch in (1, 2, 3):
+        with_workers.set_epoch(epoch)
+        main.set_epoch(epoch)
+        got, expected = list(with_workers), list(main)
+        assert [b.ids.tolist() for b in got] == [b.ids.tolist() for b in expected]
+        for a, b in zip(got, expected):
+            assert torch.equal(a.waveforms, b.waveforms), epoch
+        epochs.append({i: row for b in got for i, row in zip(b.ids.tolist(), b.waveforms)})
+    assert any(not torch.equal(epochs[0][i], epochs[1][i]) for i in epochs[0])

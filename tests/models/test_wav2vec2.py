@@ -220,3 +220,41 @@ def test_continuous_target_term_scores_projected_features_with_the_same_distract
     torch.testing.assert_close(out.loss, paper + 0.5 * out.continuous_loss)
     with pytest.raises(ValueError, match="continuous_target_weight"):
         tiny_cfg.replace(continuous_target_weight=-1.0)
+
+
+@pytest.mark.parametrize("layout", ["tiny_cfg", "tiny_ln_cfg"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(layout, request):
+    """checkpoint_activations recomputes every Transformer layer in the backward pass (each layer's forward runs
+    twice per step) and changes nothing else: with every dropout on (and LayerDrop), the loss and every
+    gradient equal the stored-activation step's exactly (tolerance 0: the recomputation replays the same
+    operations from the same random state), and the state dict has the same keys."""
+    cfg = request.getfixturevalue(layout).replace(dropout=0.2, attention_dropout=0.2, activation_dropout=0.2,
+                                                  encoder_layerdrop=0.3)
+    _, batch, padding = _padded_batch([8000, 6400])
+    results = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = Wav2Vec2ForPreTraining(cfg.replace(checkpoint_activations=recompute)).train()
+        calls = []
+        for layer in model.encoder.context.layers:
+            # a pre-hook: the recomputation stops once it has rebuilt what backward needs (torch's early stop),
+            # before a forward hook would run
+            layer.register_forward_pre_hook(lambda *_, calls=calls: calls.append(1))
+        torch.manual_seed(1)  # dropout and LayerDrop draws
+        out = model(batch, padding, mask_seeds=[3, 4])
+        kept = len(calls)
+        out.loss.backward()
+        assert len(calls) == (2 * kept if recompute else kept)
+        results.append((out.loss.detach(), {k: p.grad for k, p in model.named_parameters()}, model.state_dict()))
+    (loss, grads, state), (loss_ckpt, grads_ckpt, state_ckpt) = results
+    assert torch.equal(loss, loss_ckpt)
+    assert grads.keys() == grads_ckpt.keys() and state.keys() == state_ckpt.keys()
+    for name, grad in grads.items():
+        assert (grad is None) == (grads_ckpt[name] is None), name
+        if grad is not None:
+            assert torch.equal(grad, grads_ckpt[name]), (name, (grad - grads_ckpt[name]).abs().max())
+
+
+def test_checkpoint_activations_must_be_a_bool(tiny_cfg):
+    with pytest.raises(ValueError, match="checkpoint_activations"):
+        tiny_cfg.replace(checkpoint_activations="yes")

@@ -392,3 +392,28 @@ def test_fp16_loss_scale_collapse_stops_the_run(tone_corpus, tmp_path):
     with pytest.raises(NonFiniteError, match="loss scale"):
         trainer.train_update([bad])
     assert trainer.state.skipped_nonfinite == 4
+
+
+def test_compiled_pretraining_steps_equal_the_uncompiled_ones(tone_corpus, tmp_path):
+    """trainer.compile=true (torch.compile of the training forward; the `eager` backend here, which traces the
+    model as inductor would without generating kernels): a pretraining update with dropout, LayerDrop and
+    masks gives the uncompiled run's loss and weights (tolerance 1e-6 relative: the same kernels in the same
+    order), and checkpoints keep the plain module's keys. A backend that does not exist is refused by name."""
+    import torch._dynamo
+
+    results = []
+    for compiled in (False, True):
+        torch._dynamo.reset()
+        trainer = _trainer("pretrain", [f"data.dir={tone_corpus}", *PRETRAIN, f"trainer.compile={compiled}",
+                                        f"trainer.run_dir={tmp_path / str(compiled)}", "trainer.compile_backend=eager"])
+        ds = trainer.task.train_loader.dataset
+        loss = trainer.train_update([ds.collate([ds[i] for i in range(3)])])["loss"]
+        results.append((loss, trainer.state_dict()["model"]))
+    (loss, weights), (compiled_loss, compiled_weights) = results
+    assert compiled_loss == pytest.approx(loss, rel=1e-6, abs=0)
+    assert weights.keys() == compiled_weights.keys()
+    for k, v in weights.items():
+        assert torch.allclose(v, compiled_weights[k], rtol=1e-6, atol=1e-7), k
+    with pytest.raises(ValueError, match="trainer.compile_backend='no_such'"):  # before any model is built
+        _trainer("pretrain", [f"data.dir={tone_corpus}", *PRETRAIN, f"trainer.run_dir={tmp_path / 'bad'}",
+                              "trainer.compile=true", "trainer.compile_backend=no_such"])

@@ -47,3 +47,15 @@ def test_invalid_batch_shape_settings_name_the_key(tmp_path, key, value):
     cfg, _ = compose("pretrain", [f"data.dir={tmp_path}", f"data.{key}={value}"])
     with pytest.raises(ValueError, match=f"data.{key} must be >= 1"):
         cfg.data.validate()
+
+
+@pytest.mark.parametrize("device,workers", [("cpu", 0), ("cpu", 2), ("cuda", 2), ("cuda:1", 0)])
+def test_batches_are_pinned_for_cuda_only_and_workers_persist(tmp_path, device, workers):
+    """Pinned (page-locked) batches only for a CUDA device (the tasks copy them with non_blocking=True); worker
+    processes kept across epochs whenever there are any. Read off the torch DataLoader the training reads."""
+    (tmp_path / "train.tsv").write_text(f"{tmp_path}\n" + "".join(f"u{i}.flac\t{UTTERANCE}\n" for i in range(8)))
+    cfg, _ = compose("pretrain", [f"data.dir={tmp_path}", f"data.num_workers={workers}"])
+    loader = build_loader(cfg.data, "train", seed=1, dist=DistInfo(), train=True,
+                          geometry=get_preset("base").geometry, device=device).torch_loader()
+    assert loader.pin_memory == device.startswith("cuda")
+    assert loader.num_workers == workers and loader.persistent_workers == (workers > 0)

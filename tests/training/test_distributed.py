@@ -18,6 +18,7 @@ from test_apps import DETERMINISTIC_CTC, PRETRAIN, REPO, _trainer
 
 from speechssl.interop.checkpoint import load_checkpoint, save_speechssl_checkpoint
 from speechssl.training.checkpoint import restore_rank_rng, rng_state
+from speechssl.training.distributed import unused_parameter_reasons
 from speechssl.training.loop import KILL_AFTER_UPDATE_ENV
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -78,11 +79,21 @@ def test_ddp_finetuning_from_init_with_freeze_matches_one_process(tone_corpus, t
 def test_ddp_resume_after_sigkill_is_bit_identical(tone_corpus, tmp_path):
     """2 gloo ranks pretraining with dropout (each rank draws its own masks on batches of its own shapes): both
     killed by SIGKILL after update 5, resumed from checkpoint 4, end with the weights of the uninterrupted 2-rank
-    run, bit for bit. Each rank restores the random state it saved, not rank 0's."""
+    run, bit for bit. Each rank restores the random state it saved, not rank 0's. Without LayerDrop every
+    parameter gets a gradient at every step: DDP runs without its unused-parameter search, and gives the
+    weights that the search (forced on) gives."""
     args = ["-m", "speechssl.cli.main", "pretrain", f"data.dir={tone_corpus}", *PRETRAIN, "trainer.max_updates=7",
-            "trainer.save_interval=2", "data.max_tokens=32000", "trainer.keep_interval_checkpoints=-1"]
+            "trainer.save_interval=2", "data.max_tokens=32000", "trainer.keep_interval_checkpoints=-1",
+            "model.encoder_layerdrop=0.0"]
     full = _torchrun(args + [f"trainer.run_dir={tmp_path / 'full'}"])
     assert full.returncode == 0, full.stderr[-8000:]
+    assert "DDP find_unused_parameters=False (every parameter gets a gradient" in full.stdout
+    searched = _torchrun(args + [f"trainer.run_dir={tmp_path / 'searched'}", "trainer.find_unused_parameters=true"])
+    assert searched.returncode == 0, searched.stderr[-8000:]
+    assert "DDP find_unused_parameters=True (trainer.find_unused_parameters)" in searched.stdout
+    searched_model = load_checkpoint(tmp_path / "searched/checkpoints/checkpoint_last.pt")["model"]
+    for key, value in load_checkpoint(tmp_path / "full/checkpoints/checkpoint_last.pt")["model"].items():
+        assert torch.equal(value, searched_model[key]), key
     killed = _torchrun(args + [f"trainer.run_dir={tmp_path / 'killed'}"], {KILL_AFTER_UPDATE_ENV: "5"})
     assert killed.returncode != 0
     assert load_checkpoint(tmp_path / "killed/checkpoints/checkpoint_last.pt")["train_state"]["num_updates"] == 4
@@ -146,3 +157,45 @@ def test_process_group_gets_the_configured_timeout(monkeypatch):
     cfg.trainer.dist_timeout_minutes = 0
     with pytest.raises(ValueError, match="dist_timeout_minutes"):
         cfg.trainer.validate()
+
+
+# (task, model overrides of `tiny`, freeze_finetune_updates): every case where a step can leave a parameter
+# without a gradient, and the ones where none can.
+UNUSED_CASES = [
+    ("pretrain", {"encoder_layerdrop": 0.0}, 0),
+    ("pretrain", {"encoder_layerdrop": 0.0, "continuous_target_weight": 1.0}, 0),
+    ("pretrain", {"encoder_layerdrop": 0.5}, 0),
+    ("pretrain", {"encoder_layerdrop": 0.0, "feature_grad_mult": 0.0}, 0),
+    ("ctc", {"encoder_layerdrop": 0.0, "feature_grad_mult": 1.0, "mask_prob": 0.5, "mask_channel_prob": 0.5,
+             "mask_channel_length": 8}, 0),
+    ("ctc", {"encoder_layerdrop": 0.0, "feature_grad_mult": 1.0, "mask_prob": 0.0, "mask_channel_prob": 0.5,
+             "mask_channel_length": 8}, 0),
+    ("ctc", {"encoder_layerdrop": 0.0, "feature_grad_mult": 0.0, "mask_prob": 0.5}, 0),
+    ("ctc", {"encoder_layerdrop": 0.5, "feature_grad_mult": 1.0, "mask_prob": 0.5}, 0),
+    ("ctc", {"encoder_layerdrop": 0.0, "feature_grad_mult": 1.0, "mask_prob": 0.5}, 2),
+]
+
+
+@pytest.mark.parametrize("task,overrides,freeze", UNUSED_CASES)
+def test_unused_parameter_reasons_match_the_parameters_a_step_leaves_without_gradient(task, overrides, freeze):
+    """DDP's find_unused_parameters is on exactly when a real training step (4 seeded steps here) leaves some
+    parameter of the model without a gradient: off when every parameter always gets one (DDP would otherwise
+    wait for gradients that never come), on for LayerDrop, feature_grad_mult 0, freeze, no time masks."""
+    from speechssl.models import Wav2Vec2ForCTC, Wav2Vec2ForPreTraining, get_preset
+
+    cfg = get_preset("tiny").replace(**overrides)
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(cfg, 5) if task == "ctc" else Wav2Vec2ForPreTraining(cfg)
+    model.train()
+    if freeze:  # what FinetuneTask.before_update does during the frozen updates
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("head."))
+    waveforms = torch.randn(2, 8000, generator=torch.Generator().manual_seed(1))
+    unused = set()
+    for step in range(4):
+        model.zero_grad(set_to_none=True)
+        out = model(waveforms, mask_seeds=[10 * step, 10 * step + 1])
+        (out.logits.float().pow(2).sum() if task == "ctc" else out.loss).backward()
+        unused |= {name for name, p in model.named_parameters() if p.grad is None}
+    reasons = unused_parameter_reasons(cfg, ctc=task == "ctc", freeze_finetune_updates=freeze)
+    assert bool(reasons) == bool(unused), (reasons, sorted(unused))
