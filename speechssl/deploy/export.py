@@ -167,6 +167,16 @@ def check_export(model: torch.nn.Module, model_path: Path, example: tuple[torch.
     return ExportCheck(max_abs_diff=max(diffs), same_argmax=agree / max(total, 1), lengths_equal=lengths_equal)
 
 
+def require_fp32_parity(check: ExportCheck, graph: str, advice: str = "") -> ExportCheck:
+    """``check`` if an fp32 graph agrees with the torch model to ``FP32_TOLERANCE``; else ValueError naming
+    ``graph`` (which stage of the export wrote it)."""
+    if not check.lengths_equal or check.max_abs_diff > FP32_TOLERANCE:
+        raise ValueError(f"the {graph} graph disagrees with the torch model: max |log-prob difference| "
+                         f"{check.max_abs_diff:.3g} (tolerance {FP32_TOLERANCE}), lengths equal: "
+                         f"{check.lengths_equal}; {advice}please report this with the checkpoint's config")
+    return check
+
+
 def export_onnx(src: str | Path, out: str | Path, config: ExportConfig | None = None, *,
                 dictionary: str | Path | None = None, tokenizer: LetterTokenizer | None = None) -> ExportResult:
     """Export a CTC checkpoint (speechssl .pt, Hugging Face directory or fairseq .pt) to the folder ``out``;
@@ -203,22 +213,14 @@ def export_onnx(src: str | Path, out: str | Path, config: ExportConfig | None = 
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
         fp32_path = Path(tmp) / MODEL_FILE
         _export_graph(graph, fp32_path, spec.input_names, spec.output_names, example)
-        check = check_export(loaded.model, fp32_path, example, spec.input_names)
-        if not check.lengths_equal or check.max_abs_diff > FP32_TOLERANCE:
-            raise ValueError(f"the exported graph disagrees with the torch model: max |log-prob difference| "
-                             f"{check.max_abs_diff:.3g} (tolerance {FP32_TOLERANCE}), lengths equal: "
-                             f"{check.lengths_equal}; please report this with the checkpoint's config")
+        check = require_fp32_parity(check_export(loaded.model, fp32_path, example, spec.input_names), "exported")
         optimization = None
         if config.optimize:
             optimized_path = Path(tmp) / "model.optimized.onnx"
             optimization = optimize_graph(fp32_path, optimized_path, num_heads=model_config.encoder_attention_heads,
                                           hidden_size=model_config.encoder_embed_dim)
-            check = check_export(loaded.model, optimized_path, example, spec.input_names)
-            if not check.lengths_equal or check.max_abs_diff > FP32_TOLERANCE:
-                raise ValueError(f"the optimized graph disagrees with the torch model: max |log-prob difference| "
-                                 f"{check.max_abs_diff:.3g} (tolerance {FP32_TOLERANCE}), lengths equal: "
-                                 f"{check.lengths_equal}; export with optimize=False (--no-optimize) and "
-                                 "please report this with the checkpoint's config")
+            check = require_fp32_parity(check_export(loaded.model, optimized_path, example, spec.input_names),
+                                        "optimized", advice="export with optimize=False (--no-optimize) and ")
             fp32_path = optimized_path
         model_path = fp32_path
         if config.quantize == "int8":
