@@ -59,6 +59,10 @@ class TrainerConfig:
     """Stop early after this many validations in a row without a new best (the task's best metric: valid loss
     in pretraining, `best_metric` in fine-tuning); 0 trains to max_updates. With it, max_updates is a ceiling
     and the learning-rate schedule keeps its shape over max_updates."""
+    patience_from: float | None = None
+    """Count patience only once the best metric is better than this value (None: from the first validation).
+    A CTC model from scratch first sits in an all-blank stage, valid CER ~100 %, for hundreds to thousands of
+    updates (egs/an4: 300 to 1,000+ by seed): a plateau there is not convergence (best_metric=cer: 95)."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
     progress: bool = True

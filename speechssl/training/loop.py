@@ -388,7 +388,8 @@ class Trainer:
                         if best_key in metrics and _is_better(metrics[best_key], self.state.best, lower_is_better):
                             self.state.best, best = metrics[best_key], True
                             self.state.validations_since_best = 0
-                        elif best_key in metrics:
+                        elif best_key in metrics and (cfg.patience_from is None or _is_better(
+                                self.state.best, cfg.patience_from, lower_is_better)):
                             self.state.validations_since_best += 1
                     # Every rank stops, and saves a new best, together: only rank 0 validates, so it decides
                     # (every rank takes part in writing a checkpoint: each hands over its RNG state).

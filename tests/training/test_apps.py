@@ -187,6 +187,23 @@ def test_patience_stops_when_the_best_metric_stops_improving(tone_corpus, tmp_pa
     assert again.fit()["updates"] == 30
 
 
+def test_patience_counts_only_once_the_best_beats_patience_from(tone_corpus, tmp_path):
+    """trainer.patience_from=95: the all-blank plateau (CER ~100) never counts; from the first best under 95, two
+    validations without a new best end the run. Without it the plateau ends the run at update 25."""
+    cers = [100.0, 100.0, 99.0, 100.0, 100.0, 90.0, 91.0, 80.0, 81.0, 82.0, 10.0, 10.0]
+    overrides = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=60", "trainer.valid_interval=5",
+                 "trainer.save_interval=0", "best_metric=cer", "trainer.patience=2"]
+    ends = {}
+    for patience_from in ("null", "95"):
+        trainer = _trainer("finetune", [*overrides, f"trainer.patience_from={patience_from}",
+                                        f"trainer.run_dir={tmp_path / patience_from}"])
+        scripted = iter(cers)
+        trainer.task.validate = lambda model: {"cer": next(scripted)}
+        summary = trainer.fit()
+        ends[patience_from] = (summary["updates"], summary["stopped_early"], summary["best"])
+    assert ends == {"null": (25, True, 99.0), "95": (50, True, 80.0)}
+
+
 def test_patience_needs_validation(tone_corpus):
     cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "trainer.patience=3", "trainer.valid_interval=0"])
     with pytest.raises(ValueError, match="trainer.patience"):
