@@ -198,7 +198,7 @@ def test_patience_counts_only_once_the_best_beats_patience_from(tone_corpus, tmp
         trainer = _trainer("finetune", [*overrides, f"trainer.patience_from={patience_from}",
                                         f"trainer.run_dir={tmp_path / patience_from}"])
         scripted = iter(cers)
-        trainer.task.validate = lambda model: {"cer": next(scripted)}
+        trainer.task.validate = lambda model, scripted=scripted: {"cer": next(scripted)}
         summary = trainer.fit()
         ends[patience_from] = (summary["updates"], summary["stopped_early"], summary["best"])
     assert ends == {"null": (25, True, 99.0), "95": (50, True, 80.0)}
