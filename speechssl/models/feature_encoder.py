@@ -289,6 +289,15 @@ class FeatureEncoder(nn.Module):
             return None
         return waveform_window_statistics(waveform, first.kernel, first.stride)
 
+    def check_lengths(self, lengths: torch.Tensor) -> None:
+        """Raise ValueError when an utterance of (B,) `lengths` samples yields no frame (read on the host)."""
+        too_short = lengths < self.receptive_field
+        if bool(too_short.any()):
+            raise ValueError(
+                f"utterances of {lengths[too_short].tolist()} samples are shorter than the receptive field "
+                f"({self.receptive_field} samples); drop or pad them before the model"
+            )
+
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *,
                 statistics: WaveformStatistics | None = None) -> torch.Tensor:
         """waveforms (B, L), lengths (B,) valid samples per row or None -> features (B, C, T) (on the CPU a
@@ -304,12 +313,8 @@ class FeatureEncoder(nn.Module):
                 f"waveforms of {waveforms.shape[1]} samples are shorter than the receptive field of "
                 f"{self.receptive_field} samples; no frame can be computed"
             )
-        if lengths is not None and bool((lengths < self.receptive_field).any()):
-            bad = lengths[lengths < self.receptive_field].tolist()
-            raise ValueError(
-                f"utterances of {bad} samples are shorter than the receptive field ({self.receptive_field} "
-                "samples); drop or pad them before the model"
-            )
+        if lengths is not None and lengths.device.type == "cpu":
+            self.check_lengths(lengths)  # (a device tensor's caller checks its host copy: Wav2Vec2Encoder)
         x = waveforms[:, :, None]  # (B, L, 1): samples as time-major frames of one channel
         block_lengths = lengths
         for i, block in enumerate(self.blocks):

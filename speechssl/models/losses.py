@@ -39,7 +39,8 @@ def contrastive_logits(
 
 
 def sampled_contrastive_logits(
-    predictions: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor, logit_temp: float
+    predictions: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor, logit_temp: float,
+    *, target_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`contrastive_logits(predictions, targets, targets[rows], logit_temp)` without its (S, K, F) copies.
 
@@ -47,52 +48,63 @@ def sampled_contrastive_logits(
     both sample them so), so every logit is an entry of one utterance's (M_b, M_b) cosine matrix: unit-normalise
     predictions and targets once, take one batched matmul per utterance and gather the (S, K) entries. The
     (S, 1 + K, F) concatenation, its norms and the (S, K, F) equality test of `contrastive_logits` (the largest
-    tensors of the pretraining step after the Transformer's) are never built; distractors equal to their
-    positive are found by grouping identical target rows (`torch.unique(dim=0)`, exact `==` semantics).
-    Values match `contrastive_logits` to fp32 rounding (a different summation order).
+    tensors of the pretraining step after the Transformer's) are never built. Values match `contrastive_logits`
+    to fp32 rounding (a different summation order).
+
+    The index arithmetic runs where `rows` and `counts` are: the model passes them on the host, so a GPU step
+    never waits for its queue here (device tensors work too, at one read of the device).
 
     Args:
         predictions: (S, F) projected context outputs at the masked steps, rows in (utterance, time) order.
         targets: (S, F) projected quantized features at the same steps.
         rows: (S, K) row of each distractor in `targets`.
         counts: (B,) masked steps per utterance (sum S): utterance b owns rows [sum(counts[:b]), +counts[b]).
+        target_ids: (S,) an id per target with equal ids for equal targets (the quantizer's code ids), which
+            finds the distractors equal to their positive without a device read; None: identical target rows
+            are grouped with `torch.unique(dim=0)` (exact `==` semantics, one read of the device).
     Returns:
         (S, 1 + K) fp32 logits, positive first, -inf where a distractor equals its positive.
     """
+    device = predictions.device
     num_steps = rows.shape[0]
+    index_rows = rows.long()
     counts = counts.to(rows.device, torch.long)
-    with torch.autocast(device_type=predictions.device.type, enabled=False):
+    batch_size = counts.numel()
+    utterance = torch.repeat_interleave(torch.arange(batch_size, device=rows.device), counts,
+                                        output_size=num_steps)  # (S,)
+    within_utterance = bool((utterance[index_rows] == utterance[:, None]).all())
+    rows_on_device = index_rows.to(device, non_blocking=True)  # (S, K)
+    with torch.autocast(device_type=device.type, enabled=False):
         # F.cosine_similarity normalises each side by max(norm, 1e-8) before the product; so do we.
         p = predictions.float()
         t = targets.float()
         p = p / torch.linalg.vector_norm(p, dim=-1, keepdim=True).clamp_min(1e-8)  # (S, F)
         t = t / torch.linalg.vector_norm(t, dim=-1, keepdim=True).clamp_min(1e-8)  # (S, F)
         positive = (p * t).sum(-1, keepdim=True)  # (S, 1)
-        batch_size = counts.numel()
-        steps = torch.arange(num_steps, device=rows.device)
-        utterance = torch.repeat_interleave(torch.arange(batch_size, device=rows.device), counts)  # (S,)
-        if bool((utterance[rows] == utterance[:, None]).all()):
+        if within_utterance:
             first = counts.cumsum(0) - counts  # (B,) first row of each utterance
-            local = steps - first[utterance]  # (S,) step's rank within its utterance
+            local = torch.arange(num_steps, device=rows.device) - first[utterance]  # (S,) rank within utterance
             longest = int(counts.max())
             if bool((counts == longest).all()):  # require_same_masks: a plain reshape
                 p_b = p.view(batch_size, longest, -1)  # (B, M, F)
                 t_b = t.view(batch_size, longest, -1)  # (B, M, F)
             else:  # zero-padded (B, M_max, F) blocks
-                p_b = p.new_zeros(batch_size, longest, p.shape[-1]).index_put((utterance, local), p)
-                t_b = t.new_zeros(batch_size, longest, t.shape[-1]).index_put((utterance, local), t)
+                at = (utterance.to(device, non_blocking=True), local.to(device, non_blocking=True))
+                p_b = p.new_zeros(batch_size, longest, p.shape[-1]).index_put(at, p)
+                t_b = t.new_zeros(batch_size, longest, t.shape[-1]).index_put(at, t)
             cosines = torch.bmm(p_b, t_b.transpose(1, 2))  # (B, M, M): [b, i, j] = cos(pred_i, target_j)
-            negative = cosines[utterance[:, None], local[:, None], rows - first[utterance][:, None]]  # (S, K)
+            entry = (utterance[:, None] * longest + local[:, None]) * longest + (index_rows - first[utterance][:, None])
+            negative = cosines.reshape(-1)[entry.to(device, non_blocking=True)]  # (S, K)
         else:  # distractors from other utterances: gather them (S, K, F) after all
-            negative = torch.bmm(t[rows], p[:, :, None]).squeeze(-1)  # (S, K)
+            negative = torch.bmm(t[rows_on_device], p[:, :, None]).squeeze(-1)  # (S, K)
     logits = torch.cat([positive, negative], dim=1) / logit_temp  # (S, 1 + K)
-    # fp32 for the grouping: CUDA's `unique` had no bf16 kernel before torch 2.5 (pyproject allows 2.4) and
-    # targets come out of autocast; widening is exact, so identical rows stay identical and no others become so.
-    _, group = torch.unique(targets.detach().float(), dim=0, return_inverse=True)  # (S,) same id <=> same rows
-    neg_is_pos = group[rows] == group[:, None]  # (S, K)
-    if bool(neg_is_pos.any()):
-        logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(neg_is_pos, float("-inf"))], dim=1)
-    return logits
+    if target_ids is None:
+        # fp32 for the grouping: CUDA's `unique` had no bf16 kernel before torch 2.5 (pyproject allows 2.4) and
+        # targets come out of autocast; widening is exact, so identical rows stay identical and no others become so.
+        _, target_ids = torch.unique(targets.detach().float(), dim=0, return_inverse=True)  # (S,)
+    neg_is_pos = target_ids[rows_on_device] == target_ids[:, None]  # (S, K)
+    # Filled unconditionally: asking whether any is set would read the device; filling none changes nothing.
+    return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(neg_is_pos, float("-inf"))], dim=1)
 
 
 def infonce_loss(logits: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,13 @@ class GumbelVectorQuantizer(nn.Module):
         """max(max_temp * temp_decay ** updates, min_temp) (fairseq's latent_temp schedule)."""
         return max(self.max_temp * self.temp_decay**self.num_updates, self.min_temp)
 
+    def code_ids(self, indices: torch.Tensor) -> torch.Tensor:
+        """(N, G) chosen entries -> (N,) one id per codevector combination: equal ids give equal codevectors
+        (each group's pick is an exact copy of one codebook row), and distinct ids distinct ones unless two
+        codebook rows are equal."""
+        place = self.num_vars ** torch.arange(self.num_groups, device=indices.device)  # (G,)
+        return (indices.long() * place).sum(-1)
+
     def set_num_updates(self, num_updates: int) -> None:
         self.num_updates = int(num_updates)
 
@@ -84,7 +91,8 @@ class GumbelVectorQuantizer(nn.Module):
         logits = logits.view(n, groups, num_vars)  # (N, G, V)
 
         indices = logits.argmax(dim=-1)  # (N, G)
-        hard = F.one_hot(indices, num_vars).to(logits.dtype)  # (N, G, V)
+        # scatter, not F.one_hot: one_hot checks the index range, a read of the device on a GPU
+        hard = torch.zeros_like(logits).scatter_(-1, indices[..., None], 1.0)  # (N, G, V)
         code_ppl = perplexity(hard)
         prob_ppl = perplexity(torch.softmax(logits, dim=-1))
         temperature = self.temperature

@@ -55,6 +55,8 @@ class FeatureExtractorOutput:
     """(B,) valid frames per utterance."""
     feature_penalty: torch.Tensor
     """Scalar fp32 mean of the squared CNN output over valid frames (before the LayerNorm)."""
+    host_lengths: torch.Tensor | None = None
+    """(B,) `lengths` on the host (CPU), or None when nothing is padded (every row has T frames)."""
 
 
 @dataclass
@@ -75,6 +77,23 @@ class EncoderOutput:
     """Scalar fp32 mean of the squared CNN output over valid frames (before the LayerNorm)."""
     hidden_states: list[torch.Tensor] | None = None
     """Per-layer states when requested (see `ContextOutput.hidden_states`)."""
+    host_lengths: torch.Tensor | None = None
+    """(B,) `lengths` on the host (CPU), or None when nothing is padded (every row has T frames)."""
+    host_mask_indices: torch.Tensor | None = None
+    """`mask_indices` on the host (CPU): what the pretraining head selects and draws distractors from
+    without reading the device back."""
+
+
+def _to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor copied to `device` without waiting for the device's queue: a blocking host-to-GPU copy
+    synchronises the stream; this one is staged (pageable memory) and ordered before later kernels."""
+    return host if host.device == device else host.to(device, non_blocking=True)
+
+
+def _host_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` on the host: free for a CPU tensor, one wait for the device otherwise (callers keep such inputs
+    on the host: the training tasks pass the batch's padding mask as the loader made it)."""
+    return tensor.detach().cpu()
 
 
 class Wav2Vec2Encoder(nn.Module):
@@ -113,7 +132,8 @@ class Wav2Vec2Encoder(nn.Module):
     def make_time_mask(
         self, shape: tuple[int, int], padding_mask: torch.Tensor | None, seeds: Sequence[int] | None = None
     ) -> torch.Tensor:
-        """A fresh (B, T) time mask from the config (fairseq: min_masks 2, padding never masked)."""
+        """A fresh (B, T) time mask from the config (fairseq: min_masks 2, padding never masked), on the host
+        (numpy draws it); `padding_mask` (B, T) is read on the host too."""
         cfg = self.config
         mask = compute_mask_indices(
             shape, padding_mask, cfg.mask_prob, cfg.mask_length, min_masks=cfg.mask_min_masks,
@@ -149,13 +169,16 @@ class Wav2Vec2Encoder(nn.Module):
         feats = self.extract_features(waveforms, padding_mask, waveform_statistics)
         x = self.dropout_input(self.feature_proj(feats.features))  # (B, T, D)
         unmasked = self.dropout_features(feats.features)  # (B, T, C): the quantizer's input
-        x, mask_indices = self.mask(x, feats.padding_mask, mask_indices=mask_indices, apply_mask=apply_mask,
-                                    mask_seeds=mask_seeds)
+        host_padding = None
+        if feats.host_lengths is not None:
+            host_padding = torch.arange(x.shape[1])[None, :] >= feats.host_lengths[:, None]  # (B, T) on the host
+        x, mask_indices, host_mask = self._mask(x, host_padding, mask_indices=mask_indices, apply_mask=apply_mask,
+                                                mask_seeds=mask_seeds)
         ctx = self.context(x, feats.padding_mask, return_hidden_states=return_hidden_states)
         return EncoderOutput(
             last_hidden_state=ctx.last_hidden_state, features=unmasked, padding_mask=feats.padding_mask,
             lengths=feats.lengths, mask_indices=mask_indices, feature_penalty=feats.feature_penalty,
-            hidden_states=ctx.hidden_states,
+            hidden_states=ctx.hidden_states, host_lengths=feats.host_lengths, host_mask_indices=host_mask,
         )
 
     def extract_features(self, waveforms: torch.Tensor, padding_mask: torch.Tensor | None = None,
@@ -163,13 +186,18 @@ class Wav2Vec2Encoder(nn.Module):
         """waveforms (B, L), padding_mask (B, L) True where padded -> LayerNorm'ed CNN features (B, T, C), their
         frame padding and lengths, and the feature penalty."""
         batch_size = waveforms.shape[0]
-        lengths = None
+        lengths = host_lengths = host_frame_lengths = None
         if padding_mask is not None:
             if padding_mask.shape != waveforms.shape:
                 raise ValueError(f"padding_mask {tuple(padding_mask.shape)} must match waveforms "
                                  f"{tuple(waveforms.shape)}")
-            if bool(padding_mask.any()):
-                lengths = waveforms.shape[1] - padding_mask.long().sum(1)  # (B,) valid samples
+            # Every decision that depends on the lengths (is anything padded, frame counts, the masks and
+            # distractors drawn from them) is taken on the host: a GPU step then never waits for its queue.
+            host_padding = _host_copy(padding_mask)
+            if bool(host_padding.any()):
+                host_lengths = waveforms.shape[1] - host_padding.long().sum(1)  # (B,) valid samples
+                self.feature_encoder.check_lengths(host_lengths)
+                lengths = _to_device(host_lengths, waveforms.device)
 
         features = self._extract(waveforms, lengths, waveform_statistics)  # (B, C, T)
         num_frames = features.shape[-1]
@@ -177,7 +205,8 @@ class Wav2Vec2Encoder(nn.Module):
             frame_lengths = torch.full((batch_size,), num_frames, dtype=torch.long, device=waveforms.device)
             frame_padding = None
         else:
-            frame_lengths = self.output_lengths(lengths)
+            host_frame_lengths = self.output_lengths(host_lengths)
+            frame_lengths = _to_device(host_frame_lengths, waveforms.device)
             frame_padding = torch.arange(num_frames, device=waveforms.device)[None, :] >= frame_lengths[:, None]
 
         features = features.transpose(1, 2)  # (B, T, C)
@@ -189,18 +218,37 @@ class Wav2Vec2Encoder(nn.Module):
             valid = (~frame_padding)[:, :, None].to(squares.dtype)  # (B, T, 1)
             penalty = (squares * valid).sum() / (valid.sum() * squares.shape[-1])
         return FeatureExtractorOutput(features=self.feature_norm(features), padding_mask=frame_padding,
-                                      lengths=frame_lengths, feature_penalty=penalty)
+                                      lengths=frame_lengths, feature_penalty=penalty,
+                                      host_lengths=host_frame_lengths)
 
     def mask(self, x: torch.Tensor, padding_mask: torch.Tensor | None, *, mask_indices: torch.Tensor | None = None,
              apply_mask: bool = False, mask_seeds: Sequence[int] | None = None,
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Time masking (x (B, T, D) replaced by the learned mask embedding at `mask_indices`, given or drawn)
         then, when drawing, channel masking (channels zeroed over every frame). Returns x and the time mask."""
+        host_padding = None if padding_mask is None else _host_copy(padding_mask).to(torch.bool)
+        x, mask_indices, _ = self._mask(x, host_padding, mask_indices=mask_indices, apply_mask=apply_mask,
+                                        mask_seeds=mask_seeds)
+        return x, mask_indices
+
+    def _mask(self, x: torch.Tensor, host_padding: torch.Tensor | None, *, mask_indices: torch.Tensor | None,
+              apply_mask: bool, mask_seeds: Sequence[int] | None,
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """`mask` with the frame padding on the host; also returns the time mask's host copy (drawn there)."""
         batch_size, num_frames = x.shape[:2]
+        host_mask = None
         if mask_indices is None and apply_mask and self.config.mask_prob > 0:
-            mask_indices = self.make_time_mask((batch_size, num_frames), padding_mask, mask_seeds)
-        if mask_indices is not None:
-            mask_indices = self._check_mask(mask_indices, (batch_size, num_frames), padding_mask, x.device)
+            host_mask = self.make_time_mask((batch_size, num_frames), host_padding, mask_seeds)
+        elif mask_indices is not None:
+            # Given masks are checked once, on the host (a device mask is read back: a test's or a user's).
+            if tuple(mask_indices.shape) != (batch_size, num_frames):
+                raise ValueError(f"mask_indices must have shape (B, T) = {(batch_size, num_frames)}, "
+                                 f"got {tuple(mask_indices.shape)}")
+            host_mask = _host_copy(mask_indices).to(torch.bool)
+            if host_padding is not None and bool((host_mask & host_padding).any()):
+                raise ValueError("mask_indices marks padded frames; padding must never be masked")
+        if host_mask is not None:
+            mask_indices = _to_device(host_mask, x.device)
             x = torch.where(mask_indices[:, :, None], self.mask_emb.to(x.dtype), x)
         if apply_mask and self.config.mask_channel_prob > 0:
             channels = compute_channel_mask(
@@ -208,19 +256,8 @@ class Wav2Vec2Encoder(nn.Module):
                 min_masks=self.config.mask_channel_min_masks,
                 require_same_masks=self.config.require_same_channel_masks, rng=_numpy_rng(),
             )
-            x = x.masked_fill(torch.from_numpy(channels).to(x.device)[:, None, :], 0.0)  # (B, 1, D) over T
-        return x, mask_indices
-
-    @staticmethod
-    def _check_mask(
-        mask: torch.Tensor, shape: tuple[int, int], padding: torch.Tensor | None, device: torch.device
-    ) -> torch.Tensor:
-        if tuple(mask.shape) != shape:
-            raise ValueError(f"mask_indices must have shape (B, T) = {shape}, got {tuple(mask.shape)}")
-        mask = mask.to(device=device, dtype=torch.bool)
-        if padding is not None and bool((mask & padding).any()):
-            raise ValueError("mask_indices marks padded frames; padding must never be masked")
-        return mask
+            x = x.masked_fill(_to_device(torch.from_numpy(channels), x.device)[:, None, :], 0.0)  # (B, 1, D)
+        return x, mask_indices, host_mask
 
 
 @dataclass
@@ -304,19 +341,26 @@ class Wav2Vec2ForPreTraining(nn.Module):
         cfg = self.config
         enc = self.encoder(waveforms, padding_mask, mask_indices=mask_indices, apply_mask=True,
                            mask_seeds=mask_seeds)
-        mask = enc.mask_indices
-        if mask is None or not bool(mask.any()):
+        mask, host_mask = enc.mask_indices, enc.host_mask_indices
+        if host_mask is None or not bool(host_mask.any()):
             raise ValueError("pretraining needs masked steps: set mask_prob > 0 or pass mask_indices")
 
-        predictions = self.final_proj(enc.last_hidden_state[mask])  # (S, final_dim)
-        quantized = self.quantizer(enc.features[mask])  # (S, codevector_dim)
+        # The masked steps are chosen on the host, so S and their positions are known without reading the
+        # device: index_select at host-made indices = boolean indexing `x[mask]` (row-major order), unsynced.
+        steps = _to_device(host_mask.reshape(-1).nonzero().squeeze(1), mask.device)  # (S,) flat B*T positions
+        predictions = self.final_proj(enc.last_hidden_state.flatten(0, 1).index_select(0, steps))  # (S, final_dim)
+        masked_features = enc.features.flatten(0, 1).index_select(0, steps)  # (S, C)
+        quantized = self.quantizer(masked_features)  # (S, codevector_dim)
         targets = self.project_q(quantized.codevectors)  # (S, final_dim)
 
         if negative_indices is None:
-            negative_indices = sample_distractors(mask, cfg.num_negatives, seeds=mask_seeds)
-        rows = self._negative_rows(mask, negative_indices.to(mask.device))  # (S, K)
-        # (S, 1 + K), distractors read from per-utterance cosine matrices (no (S, K, final_dim) gather)
-        logits = sampled_contrastive_logits(predictions, targets, rows, mask.sum(1), cfg.logit_temp)
+            negative_indices = sample_distractors(host_mask, cfg.num_negatives, seeds=mask_seeds)
+        rows = self._negative_rows(host_mask, _host_copy(negative_indices))  # (S, K) on the host
+        counts = host_mask.sum(1)  # (B,) masked steps per utterance
+        # (S, 1 + K), distractors read from per-utterance cosine matrices (no (S, K, final_dim) gather); a
+        # distractor with the positive's codevector (the same code in every group) is set to -inf
+        logits = sampled_contrastive_logits(predictions, targets, rows, counts, cfg.logit_temp,
+                                            target_ids=self.quantizer.code_ids(quantized.indices))
 
         terms = pretraining_loss(
             logits, quantized.prob_perplexity, enc.feature_penalty, num_codevectors=self.quantizer.num_codevectors,
@@ -325,8 +369,8 @@ class Wav2Vec2ForPreTraining(nn.Module):
         loss, continuous_loss, continuous_correct = terms.loss, None, None
         if self.project_features is not None:
             # The same predictions and distractor rows, scored against the projected unquantized features.
-            feature_targets = self.project_features(enc.features[mask])  # (S, final_dim)
-            continuous_logits = sampled_contrastive_logits(predictions, feature_targets, rows, mask.sum(1),
+            feature_targets = self.project_features(masked_features)  # (S, final_dim)
+            continuous_logits = sampled_contrastive_logits(predictions, feature_targets, rows, counts,
                                                            cfg.logit_temp)  # (S, 1 + K)
             continuous_loss = infonce_loss(continuous_logits)
             continuous_correct = num_correct(continuous_logits)
@@ -342,7 +386,8 @@ class Wav2Vec2ForPreTraining(nn.Module):
 
     @staticmethod
     def _negative_rows(mask: torch.Tensor, negative_indices: torch.Tensor) -> torch.Tensor:
-        """Map (B, T, K) flat B*T indices of distractors to rows of the (S, ...) masked-step tensors."""
+        """Map (B, T, K) flat B*T indices of distractors to rows of the (S, ...) masked-step tensors (on the
+        device of `mask`: the host, in `forward`)."""
         batch_size, num_frames = mask.shape
         if negative_indices.dim() != 3 or tuple(negative_indices.shape[:2]) != (batch_size, num_frames):
             raise ValueError(f"negative_indices must be (B, T, K) with (B, T) = {(batch_size, num_frames)}, "
@@ -371,6 +416,8 @@ class CTCOutput:
     """(B,) valid frames per utterance."""
     hidden_states: list[torch.Tensor] | None = None
     """Per-layer encoder states when requested."""
+    host_lengths: torch.Tensor | None = None
+    """(B,) `lengths` on the host (CPU), or None when nothing is padded: CTC's lengths without a device read."""
 
 
 class Wav2Vec2ForCTC(nn.Module):
@@ -423,4 +470,4 @@ class Wav2Vec2ForCTC(nn.Module):
                            return_hidden_states=return_hidden_states, waveform_statistics=waveform_statistics)
         logits = self.head(self.dropout(enc.last_hidden_state))  # (B, T, V)
         return CTCOutput(logits=logits, padding_mask=enc.padding_mask, lengths=enc.lengths,
-                         hidden_states=enc.hidden_states)
+                         hidden_states=enc.hidden_states, host_lengths=enc.host_lengths)

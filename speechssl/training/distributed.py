@@ -51,16 +51,19 @@ def init_distributed(device_type: str, *, timeout_minutes: float = 120.0) -> Dis
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
-def all_reduce_sum(values: list[float | torch.Tensor], device: torch.device, info: DistInfo) -> list[float]:
-    """Sum a few scalars over ranks (sample sizes, logging sums) as float64; identity for one process.
+def sum_over_ranks(values: list[float | torch.Tensor], device: torch.device, info: DistInfo) -> torch.Tensor:
+    """A few scalars (sample sizes, logging sums) summed over ranks, as a (N,) float64 tensor on `device`.
 
-    Scalar tensors may be among them (statistics still on the GPU): all are read in one transfer."""
-    if not any(isinstance(v, torch.Tensor) for v in values) and not info.enabled:
-        return [float(v) for v in values]
-    tensor = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(device).reshape(()) for v in values])
+    Python floats travel to the device in one non-blocking copy and scalar tensors stay where they are: the
+    host reads nothing here, and the caller reads the result once (a GPU's queue is waited for once)."""
+    floats = torch.tensor([0.0 if isinstance(v, torch.Tensor) else float(v) for v in values], dtype=torch.float64)
+    floats = floats.to(device, non_blocking=True)  # (N,)
+    parts = [v.detach().to(device=device, dtype=torch.float64).reshape(1) if isinstance(v, torch.Tensor)
+             else floats[i:i + 1] for i, v in enumerate(values)]
+    tensor = torch.cat(parts)  # (N,)
     if info.enabled:
         dist.all_reduce(tensor)
-    return tensor.tolist()
+    return tensor
 
 
 def broadcast_from_main(value: Any, info: DistInfo) -> Any:

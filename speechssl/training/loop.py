@@ -36,9 +36,9 @@ from speechssl.training.config import TrainerConfig
 from speechssl.training.distributed import (
     DistInfo,
     all_gather_object,
-    all_reduce_sum,
     barrier,
     broadcast_from_main,
+    sum_over_ranks,
 )
 from speechssl.training.health import HealthMonitor, schedule_warnings
 from speechssl.training.logging import RunLogger
@@ -268,23 +268,27 @@ class Trainer:
             for k, v in out.stats.items():
                 sums[k] = sums.get(k, 0.0) + (v.detach().double() if isinstance(v, torch.Tensor) else float(v))
         keys = sorted(sums)
-        reduced = all_reduce_sum([sample_size, audio_samples, loss_sum] + [sums[k] for k in keys],
-                                 self.device, self.dist)
-        sample_size, audio_samples, loss_sum = reduced[:3]
-        sums = dict(zip(keys, reduced[3:]))
+        # Summed over ranks on the device: nothing is read until the gradient norm is known, then everything once.
+        reduced = sum_over_ranks([sample_size, audio_samples, loss_sum] + [sums[k] for k in keys],
+                                 self.device, self.dist)  # (3 + len(keys),) float64
 
         for p in self.params:
             if not p.requires_grad:  # frozen for now (fine-tuning): no gradient, so no Adam/decay step
                 p.grad = None
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        # DDP averaged the summed gradients over ranks; fairseq divides the grand sum by the total sample size.
-        factor = self.dist.world_size / max(sample_size, 1.0)
+        # DDP averaged the summed gradients over ranks; fairseq divides the grand sum by the total sample size
+        # (a 0-d device tensor: the total is on the device, and multiplies as the python float did).
+        factor = self.dist.world_size / reduced[0].clamp_min(1.0)
         for p in self.params:
             if p.grad is not None:
                 p.grad.mul_(factor)
         max_norm = self.optim_cfg.clip_norm if self.optim_cfg.clip_norm > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        grad_norm_on_device = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        # The update's one read of the device: the statistics and the gradient norm, which decides the step.
+        *read, grad_norm = torch.cat([reduced, grad_norm_on_device.detach().to(torch.float64).reshape(1)]).tolist()
+        sample_size, audio_samples, loss_sum = read[:3]
+        sums = dict(zip(keys, read[3:]))
         finite = math.isfinite(grad_norm) and math.isfinite(loss_sum)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)  # skips the step itself on inf/nan

@@ -43,6 +43,28 @@ def test_pretraining_steps_on_the_gpu(tone_corpus, tmp_path, precision):
     assert all(p.is_cuda and p.dtype == torch.float32 for p in trainer.model.parameters())
 
 
+def test_a_pretraining_update_waits_for_the_gpu_once(tone_corpus, tmp_path):
+    """CUDA's own count of what test_host_reads.py counts on the CPU: with torch.cuda.set_sync_debug_mode
+    ("warn"), a bf16 pretraining update (2 micro-batches) warns once, at the read of its statistics and
+    gradient norm. Each extra warning names an operation that makes the host wait for the GPU."""
+    import warnings
+
+    trainer = _trainer("pretrain", [f"data.dir={tone_corpus}", *_cuda(PRETRAIN), "trainer.precision=bf16",
+                                    "trainer.update_freq=2", "trainer.max_updates=4", f"trainer.run_dir={tmp_path}"])
+    batches = trainer._micro_batches()
+    trainer.train_update(next(batches))  # the first update creates the optimizer state and cuBLAS handles
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.train_update(next(batches))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, "\n".join(syncs)
+
+
 def test_auto_precision_is_native(tone_corpus, tmp_path):
     trainer = _trainer("pretrain", [f"data.dir={tone_corpus}", *_cuda(PRETRAIN), "trainer.precision=auto",
                                     f"trainer.run_dir={tmp_path}"])
