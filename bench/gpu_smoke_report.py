@@ -72,6 +72,15 @@ def check_evaluate(work: Path) -> tuple[bool, str]:
                         f"transcribe: {text.splitlines()[0][:60]!r}")
 
 
+def check_compiled(work: Path, precision: str) -> tuple[bool, str]:
+    """As a pretraining stage, with its speed (compile time included) against the eager run's."""
+    ok, detail = check_pretrain(work / "compiled", precision)
+    eager = _summary(work / f"pretrain-{precision}")["audio_hours_per_hour"]
+    backend = re.search(r"^  compile_backend: (\S+)$", (work / "compiled/config.yaml").read_text(), re.MULTILINE)
+    return ok, (f"{backend.group(1) if backend else '?'}, {precision}: {detail}, compile time included "
+                f"(eager: {eager:.1f})")
+
+
 def check_ddp(run_dir: Path) -> tuple[bool, str]:
     s = _summary(run_dir)
     losses = _train_losses(run_dir)
@@ -115,6 +124,7 @@ def main() -> int:
         "finetune": lambda: check_finetune(work / "finetune", args.freeze),
         "evaluate": lambda: check_evaluate(work),
         "ddp": lambda: check_ddp(work / "ddp"),
+        "compiled": lambda: check_compiled(work, args.precisions[0]),
         "cuda-tests": lambda: (True, pytest_line(work / "cuda-tests.log")),
         "corpus": lambda: (True, ", ".join(f"{p.stem} {sum(1 for _ in p.open()) - 1} utterances"
                                            for p in sorted((work / "data").glob("*.tsv")))),

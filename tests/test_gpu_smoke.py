@@ -15,19 +15,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_gpu_smoke_script_runs_every_stage_on_the_cpu(tmp_path):
-    """~40 s of CPU (eight processes that each import torch); longer in wall time on a loaded machine."""
+    """~45 s of CPU (nine processes that each import torch); longer in wall time on a loaded machine."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHON=sys.executable)
     proc = subprocess.run(["bash", str(REPO / "bench/gpu_smoke.sh"), "--device", "cpu", "--out", str(tmp_path)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     rows = {line.split("|")[1].strip(): line for line in proc.stdout.splitlines() if line.startswith("| ")}
-    for stage in ("cuda-tests", "corpus", "pretrain-fp32", "pretrain-bf16", "finetune", "evaluate", "bench-model"):
+    for stage in ("cuda-tests", "corpus", "pretrain-fp32", "pretrain-bf16", "compiled", "finetune", "evaluate",
+                  "bench-model"):
         assert stage in rows and "| ok |" in rows[stage], (stage, proc.stdout)
     # the checks ran, and said what they found
     assert "skipped" in rows["cuda-tests"] and "passed" not in rows["cuda-tests"]  # no GPU here
     assert "unchanged, then trained" in rows["finetune"]
     assert "skipped 0" in rows["pretrain-bf16"] and "greedy WER" in rows["evaluate"]
     assert "tiny pretrain fp32: speechssl" in proc.stdout
+    assert "eager, fp32: 5 updates" in rows["compiled"] and "(eager: " in rows["compiled"]
 
 
 def test_gpu_smoke_report_fails_a_failed_or_unchecked_stage(tmp_path):
