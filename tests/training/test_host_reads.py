@@ -86,6 +86,7 @@ def count_host_reads() -> Iterator[HostReads]:
     dispatcher untouched on a CPU tensor."""
     mode = HostReads()
     originals = {name: getattr(torch.Tensor, name) for name in ("tolist", "numpy", "cpu")}
+    own = {name for name in originals if name in vars(torch.Tensor)}
 
     def wrap(name):
         original = originals[name]
@@ -103,7 +104,10 @@ def count_host_reads() -> Iterator[HostReads]:
             yield mode
     finally:
         for name, original in originals.items():
-            setattr(torch.Tensor, name, original)
+            if name in own:
+                setattr(torch.Tensor, name, original)
+            else:  # inherited from the C base class: remove the wrapper, do not shadow the base's method
+                delattr(torch.Tensor, name)
 
 
 COMMON = ["model=tiny", "trainer.device=cpu", "trainer.precision=fp32", "trainer.progress=false",
