@@ -11,6 +11,7 @@ same batch is rebuilt bit for bit after a resume, whatever worker process builds
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,16 +53,16 @@ class UnlabeledBatch:
     def __len__(self) -> int:
         return int(self.waveforms.shape[0])
 
+    DEVICE_FIELDS = ("waveforms",)
+    """What `to` moves. The padding mask stays on the host: the model reads it there (lengths, masks and
+    distractors are drawn on the host), so a device copy would be one more transfer and a read back."""
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> UnlabeledBatch:
-        mask = None if self.padding_mask is None else self.padding_mask.to(device, non_blocking=non_blocking)
-        return UnlabeledBatch(waveforms=self.waveforms.to(device, non_blocking=non_blocking), padding_mask=mask,
-                              ids=self.ids, num_samples=self.num_samples, num_skipped=self.num_skipped)
+        return _moved(self, device, non_blocking)
 
     def pin_memory(self) -> UnlabeledBatch:
         # Called by DataLoader(pin_memory=True) on custom batch types.
-        mask = None if self.padding_mask is None else self.padding_mask.pin_memory()
-        return UnlabeledBatch(waveforms=self.waveforms.pin_memory(), padding_mask=mask, ids=self.ids,
-                              num_samples=self.num_samples, num_skipped=self.num_skipped)
+        return _pinned(self)
 
 
 @dataclass(kw_only=True)
@@ -88,19 +89,26 @@ class LabeledBatch:
     def __len__(self) -> int:
         return int(self.waveforms.shape[0])
 
+    DEVICE_FIELDS = ("waveforms", "targets")
+    """What `to` moves. The padding mask and target lengths stay on the host, where the model and ctc_loss
+    read them."""
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> LabeledBatch:
-        return LabeledBatch(
-            waveforms=self.waveforms.to(device, non_blocking=non_blocking),
-            padding_mask=self.padding_mask.to(device, non_blocking=non_blocking),
-            targets=self.targets.to(device, non_blocking=non_blocking),
-            target_lengths=self.target_lengths.to(device, non_blocking=non_blocking),
-            ids=self.ids, texts=self.texts, num_samples=self.num_samples, num_skipped=self.num_skipped)
+        return _moved(self, device, non_blocking)
 
     def pin_memory(self) -> LabeledBatch:
-        return LabeledBatch(
-            waveforms=self.waveforms.pin_memory(), padding_mask=self.padding_mask.pin_memory(),
-            targets=self.targets.pin_memory(), target_lengths=self.target_lengths.pin_memory(),
-            ids=self.ids, texts=self.texts, num_samples=self.num_samples, num_skipped=self.num_skipped)
+        return _pinned(self)
+
+
+def _moved(batch, device: torch.device | str, non_blocking: bool):
+    """`batch` with its DEVICE_FIELDS on `device`, the other fields as they are."""
+    return dataclasses.replace(batch, **{name: getattr(batch, name).to(device, non_blocking=non_blocking)
+                                         for name in batch.DEVICE_FIELDS})
+
+
+def _pinned(batch):
+    """`batch` with its DEVICE_FIELDS in pinned memory (what `to` copies asynchronously)."""
+    return dataclasses.replace(batch, **{name: getattr(batch, name).pin_memory() for name in batch.DEVICE_FIELDS})
 
 
 def crop_rng(seed: int, epoch: int, item_id: int) -> np.random.Generator:

@@ -144,15 +144,14 @@ class FinetuneTask:
 
     def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput:
         seeds = [mask_seed(self.cfg.trainer.seed, num_updates, int(i)) for i in batch.ids.tolist()]
-        # The padding mask and the lengths stay on the host, where the model and ctc_loss read them.
-        padding_mask, target_lengths = batch.padding_mask, batch.target_lengths
-        batch = batch.to(self.device, non_blocking=True)  # pinned on a GPU: overlaps the copy
-        out = model(batch.waveforms, padding_mask, mask_seeds=seeds)
+        # pinned on a GPU: overlaps the copy; the padding mask and target lengths stay on the host (LabeledBatch.to)
+        batch = batch.to(self.device, non_blocking=True)
+        out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
         log_probs = F.log_softmax(out.logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
         targets = batch.targets.clamp_min(0)
         input_lengths = (out.host_lengths if out.host_lengths is not None
                          else torch.full((log_probs.shape[1],), log_probs.shape[0], dtype=torch.long))
-        loss = F.ctc_loss(log_probs, targets, input_lengths, target_lengths,
+        loss = F.ctc_loss(log_probs, targets, input_lengths, batch.target_lengths,
                           blank=self.tokenizer.blank_index, reduction="sum", zero_infinity=True)
         n = float(batch.waveforms.shape[0])
         return StepOutput(loss=loss, sample_size=n, stats={"ctc_loss": loss.detach()},

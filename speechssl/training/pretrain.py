@@ -84,10 +84,8 @@ class PretrainTask:
     # -- one micro-batch
     def forward(self, model: nn.Module, batch: Any, num_updates: int) -> StepOutput:
         seeds = [mask_seed(self.cfg.trainer.seed, num_updates, int(i)) for i in batch.ids.tolist()]
-        # The padding mask stays on the host, where the model reads it (lengths, masks, distractors).
-        padding_mask = batch.padding_mask
-        batch = batch.to(self.device, non_blocking=True)  # pinned on a GPU: overlaps the copy
-        out = model(batch.waveforms, padding_mask, mask_seeds=seeds)
+        batch = batch.to(self.device, non_blocking=True)  # pinned on a GPU: overlaps the copy; the mask stays
+        out = model(batch.waveforms, batch.padding_mask, mask_seeds=seeds)
         return StepOutput(loss=out.loss, sample_size=float(out.sample_size), stats=self._stats(out),
                           audio_samples=int(batch.num_samples))
 

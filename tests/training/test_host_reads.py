@@ -116,7 +116,7 @@ COMMON = ["model=tiny", "trainer.device=cpu", "trainer.precision=fp32", "trainer
 
 @pytest.fixture
 def batches_land_on_the_device(monkeypatch):
-    """Batch.to returns device copies: clones of the tensors, tainted (on a CPU `.to("cpu")` returns them as they
+    """Batch.to returns device copies: clones of the tensors it moves (DEVICE_FIELDS), tainted (on a CPU `.to("cpu")` returns them as they
     are, host and device copy would be one object)."""
     for cls in (UnlabeledBatch, LabeledBatch):
         original = cls.to
@@ -124,11 +124,9 @@ def batches_land_on_the_device(monkeypatch):
         def to(self, device, non_blocking=False, _original=original):
             moved = _original(self, device, non_blocking)
             copies = {}
-            for field in dataclasses.fields(moved):
-                value = getattr(moved, field.name)
-                if isinstance(value, torch.Tensor) and field.name != "ids":
-                    copies[field.name] = value.clone()
-                    taint(copies[field.name])
+            for name in moved.DEVICE_FIELDS:
+                copies[name] = getattr(moved, name).clone()
+                taint(copies[name])
             return dataclasses.replace(moved, **copies)
         monkeypatch.setattr(cls, "to", to)
 
