@@ -63,6 +63,11 @@ class TrainerConfig:
     """Count patience only once the best metric is better than this value (None: from the first validation).
     A CTC model from scratch first sits in an all-blank stage, valid CER ~100 %, for hundreds to thousands of
     updates (egs/an4: 300 to 1,000+ by seed): a plateau there is not convergence (best_metric=cer: 95)."""
+    patience_progress_metric: str | None = None
+    """A second validation metric, lower is better, whose new lowest value also resets patience: the run stops
+    only when neither it nor the best metric improved for `patience` validations (None: the best metric
+    alone). CER leaving CTC's all-blank stage is noisy (egs/an4, scratch seed 2: 83 at update 400, then 86-96
+    while valid CTC loss fell from 52 to 38, and patience ended it at 1,200); `ctc_loss` keeps such a run going."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
     progress: bool = True

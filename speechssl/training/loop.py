@@ -97,6 +97,8 @@ class TrainState:
     """The validation metric `best` is a value of (a resumed run that picks by another one starts afresh)."""
     validations_since_best: int = 0
     """Validations in a row without a new best (`TrainerConfig.patience`)."""
+    best_progress: float | None = None
+    """The lowest value of `TrainerConfig.patience_progress_metric` so far."""
     stopped_early: bool = False
     """The run ended before max_updates because its best metric stopped improving."""
     skipped_nonfinite: int = 0
@@ -208,6 +210,19 @@ class Trainer:
             numbered = sorted(ckpt_dir.glob("checkpoint_[0-9]*.pt"), key=lambda p: int(p.stem.split("_")[1]))
             for old in numbered[: max(0, len(numbered) - max(keep, 1))]:
                 old.unlink(missing_ok=True)
+
+    def _progressed(self, metrics: dict) -> bool:
+        """Whether `metrics` holds a new lowest `patience_progress_metric` (recorded in the train state)."""
+        name = self.cfg.patience_progress_metric
+        if name is None:
+            return False
+        if name not in metrics:
+            raise KeyError(f"trainer.patience_progress_metric={name!r} is not a validation metric of this task "
+                           f"(it reports {sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))})")
+        if not _is_better(metrics[name], self.state.best_progress, lower_is_better=True):
+            return False
+        self.state.best_progress = metrics[name]
+        return True
 
     def maybe_resume(self) -> bool:
         if self.dist.is_main:
@@ -389,8 +404,11 @@ class Trainer:
                         self.logger.log("valid", n, metrics)
                         self.logger.message(f"[valid] update {n}: " + ", ".join(
                             f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
+                        progress = self._progressed(metrics)
                         if best_key in metrics and _is_better(metrics[best_key], self.state.best, lower_is_better):
                             self.state.best, best = metrics[best_key], True
+                            self.state.validations_since_best = 0
+                        elif progress:
                             self.state.validations_since_best = 0
                         elif best_key in metrics and (cfg.patience_from is None or _is_better(
                                 self.state.best, cfg.patience_from, lower_is_better)):
@@ -402,9 +420,11 @@ class Trainer:
                         stop, best, self.state.best = broadcast_from_main((stop, best, self.state.best), self.dist)
                     if stop and not is_last:
                         self.state.stopped_early = is_last = True
+                        also = ("" if cfg.patience_progress_metric is None or self.state.best_progress is None else
+                                f" nor a lower valid {cfg.patience_progress_metric} than {self.state.best_progress:.4g}")
                         self.logger.message(
-                            f"[early stop] update {n}: no better valid {best_key} than {self.state.best:.4g} in "
-                            f"{cfg.patience} validations (trainer.patience); checkpoint_best holds it")
+                            f"[early stop] update {n}: no better valid {best_key} than {self.state.best:.4g}{also} "
+                            f"in {cfg.patience} validations (trainer.patience); checkpoint_best holds it")
                 validated = bool(cfg.valid_interval and n % cfg.valid_interval == 0) or is_last
                 saved = bool(cfg.save_interval and n % cfg.save_interval == 0) or is_last or best
                 if saved:

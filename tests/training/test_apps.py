@@ -204,6 +204,29 @@ def test_patience_counts_only_once_the_best_beats_patience_from(tone_corpus, tmp
     assert ends == {"null": (25, True, 99.0), "95": (50, True, 80.0)}
 
 
+def test_patience_progress_metric_keeps_a_run_going_while_its_loss_falls(tone_corpus, tmp_path):
+    """trainer.patience_progress_metric=ctc_loss: after a lone best CER of 83, CER wanders while the valid loss
+    still falls; patience counts only the validations where neither improves. A metric the task does not
+    report is an error naming it."""
+    scripted = [(100.0, 60.0), (83.0, 55.0), (90.0, 50.0), (88.0, 45.0), (86.0, 46.0), (87.0, 47.0), (10.0, 1.0)]
+    overrides = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=35", "trainer.valid_interval=5",
+                 "trainer.save_interval=0", "best_metric=cer", "trainer.patience=2"]
+    ends = {}
+    for metric in ("null", "ctc_loss"):
+        trainer = _trainer("finetune", [*overrides, f"trainer.patience_progress_metric={metric}",
+                                        f"trainer.run_dir={tmp_path / metric}"])
+        values = iter(scripted)
+        trainer.task.validate = lambda model, values=values: dict(zip(("cer", "ctc_loss"), next(values)))
+        summary = trainer.fit()
+        ends[metric] = (summary["updates"], summary["stopped_early"], summary["best"])
+    assert ends == {"null": (20, True, 83.0), "ctc_loss": (30, True, 83.0)}
+    trainer = _trainer("finetune", [*overrides, "trainer.patience_progress_metric=loss",
+                                    f"trainer.run_dir={tmp_path / 'typo'}"])
+    trainer.task.validate = lambda model: {"cer": 50.0, "ctc_loss": 3.0}
+    with pytest.raises(KeyError, match="patience_progress_metric='loss'.*ctc_loss"):
+        trainer.fit()
+
+
 def test_patience_needs_validation(tone_corpus):
     cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "trainer.patience=3", "trainer.valid_interval=0"])
     with pytest.raises(ValueError, match="trainer.patience"):
