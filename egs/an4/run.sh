@@ -27,7 +27,8 @@
 #   PRETRAIN_UPDATES=2000
 #   FINETUNE_UPDATES=          fine-tuning updates of every run (empty: 3000 on 10 min of labels, 6000 on all)
 #   FINETUNE_PATIENCE=8        stop a run after this many validations (every 100 updates) without a better valid CER
-#                              (counted once valid CER is below 95 %: finetune_cpu.yaml's trainer.patience_from)
+#                              or a lower valid CTC loss (counted once valid CER is below 95 %: finetune_cpu.yaml's
+#                              trainer.patience_from and trainer.patience_progress_metric)
 #   SEEDS=1                    fine-tuning seeds: every run once per seed, the table shows the mean ± the standard
 #                              deviation (the first seed's runs are named <labels>_<init>, the others
 #                              <labels>_seed<S>_<init>)
