@@ -187,20 +187,24 @@ def test_patience_stops_when_the_best_metric_stops_improving(tone_corpus, tmp_pa
     assert again.fit()["updates"] == 30
 
 
+def _end_of_scripted_run(overrides, run_dir, validations):
+    """(updates, stopped_early, best) of a fine-tuning run whose validations return `validations` in turn."""
+    trainer = _trainer("finetune", [*overrides, f"trainer.run_dir={run_dir}"])
+    scripted = iter(validations)
+    trainer.task.validate = lambda model: next(scripted)
+    summary = trainer.fit()
+    return summary["updates"], summary["stopped_early"], summary["best"]
+
+
 def test_patience_counts_only_once_the_best_beats_patience_from(tone_corpus, tmp_path):
     """trainer.patience_from=95: the all-blank plateau (CER ~100) never counts; from the first best under 95, two
     validations without a new best end the run. Without it the plateau ends the run at update 25."""
     cers = [100.0, 100.0, 99.0, 100.0, 100.0, 90.0, 91.0, 80.0, 81.0, 82.0, 10.0, 10.0]
     overrides = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=60", "trainer.valid_interval=5",
                  "trainer.save_interval=0", "best_metric=cer", "trainer.patience=2"]
-    ends = {}
-    for patience_from in ("null", "95"):
-        trainer = _trainer("finetune", [*overrides, f"trainer.patience_from={patience_from}",
-                                        f"trainer.run_dir={tmp_path / patience_from}"])
-        scripted = iter(cers)
-        trainer.task.validate = lambda model, scripted=scripted: {"cer": next(scripted)}
-        summary = trainer.fit()
-        ends[patience_from] = (summary["updates"], summary["stopped_early"], summary["best"])
+    ends = {value: _end_of_scripted_run([*overrides, f"trainer.patience_from={value}"], tmp_path / value,
+                                        [{"cer": cer} for cer in cers])
+            for value in ("null", "95")}
     assert ends == {"null": (25, True, 99.0), "95": (50, True, 80.0)}
 
 
@@ -211,14 +215,9 @@ def test_patience_progress_metric_keeps_a_run_going_while_its_loss_falls(tone_co
     scripted = [(100.0, 60.0), (83.0, 55.0), (90.0, 50.0), (88.0, 45.0), (86.0, 46.0), (87.0, 47.0), (10.0, 1.0)]
     overrides = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=35", "trainer.valid_interval=5",
                  "trainer.save_interval=0", "best_metric=cer", "trainer.patience=2"]
-    ends = {}
-    for metric in ("null", "ctc_loss"):
-        trainer = _trainer("finetune", [*overrides, f"trainer.patience_progress_metric={metric}",
-                                        f"trainer.run_dir={tmp_path / metric}"])
-        values = iter(scripted)
-        trainer.task.validate = lambda model, values=values: dict(zip(("cer", "ctc_loss"), next(values)))
-        summary = trainer.fit()
-        ends[metric] = (summary["updates"], summary["stopped_early"], summary["best"])
+    ends = {value: _end_of_scripted_run([*overrides, f"trainer.patience_progress_metric={value}"], tmp_path / value,
+                                        [{"cer": cer, "ctc_loss": loss} for cer, loss in scripted])
+            for value in ("null", "ctc_loss")}
     assert ends == {"null": (20, True, 83.0), "ctc_loss": (30, True, 83.0)}
     trainer = _trainer("finetune", [*overrides, "trainer.patience_progress_metric=loss",
                                     f"trainer.run_dir={tmp_path / 'typo'}"])
