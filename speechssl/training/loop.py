@@ -147,7 +147,7 @@ class Trainer:
             # buckets, so all-reduces still overlap the backward); self.model stays the plain module.
             self.ddp_model = torch.compile(self.ddp_model, backend=trainer.compile_backend)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.params, optim)
+        self.optimizer = build_optimizer(self.model.named_parameters(), optim)
         if schedule.warmup_fraction is not None and dist.is_main and schedule.kind != "tri_stage":
             print(f"learning-rate warm-up: {round(schedule.warmup_fraction * trainer.max_updates)} updates "
                   f"(schedule.warmup_fraction {schedule.warmup_fraction:g} of {trainer.max_updates})", flush=True)
@@ -180,6 +180,12 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        saved_groups, groups = len(state["optimizer"]["param_groups"]), len(self.optimizer.param_groups)
+        if saved_groups != groups:
+            raise ValueError(
+                f"the checkpoint's optimiser has {saved_groups} parameter group(s), this run's has {groups}: "
+                "optim.feature_encoder_lr_scale must stay as the run began (1: one group; any other value gives "
+                "the feature encoder its own group where it trains)")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

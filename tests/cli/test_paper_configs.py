@@ -48,7 +48,7 @@ LARGE_ARCH = {
     "model.encoder_embed_dim": 1024, "model.encoder_ffn_embed_dim": 4096, "model.encoder_attention_heads": 16,
     "model.layer_norm_first": True, "model.final_dim": 768, "model.min_temp": 0.1, "model.feature_pen_weight": 0.0,
 }
-ADAM = {"optim.betas": [0.9, 0.98], "optim.clip_norm": 0.0}
+ADAM = {"optim.betas": [0.9, 0.98], "optim.clip_norm": 0.0, "optim.feature_encoder_lr_scale": 1.0}
 
 # wav2vec2_base_librispeech.yaml
 BASE_PRETRAINING = {

@@ -375,6 +375,24 @@ def test_scratch_finetuning_trains_the_feature_encoder(tone_corpus, tmp_path):
     assert encoder_after("model.feature_grad_mult=0.0") == []  # frozen on request
 
 
+def test_feature_encoder_lr_scale_trains_the_encoder_slower_and_must_stay_on_resume(tone_corpus, tmp_path):
+    """optim.feature_encoder_lr_scale: the conv encoder moves less in the same updates; a run resumed with
+    another value stops with an error naming the key instead of loading a mismatched optimiser state."""
+    def encoder_change(run_dir, *extra):
+        trainer = _trainer("finetune", [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=2",
+                                        "trainer.save_interval=1", f"trainer.run_dir={run_dir}", *extra])
+        before = torch.cat([p.detach().flatten().clone() for p in trainer.model.encoder.feature_encoder.parameters()])
+        trainer.fit()
+        after = torch.cat([p.detach().flatten() for p in trainer.model.encoder.feature_encoder.parameters()])
+        return (after - before).abs().max().item()
+
+    full = encoder_change(tmp_path / "full")
+    scaled = encoder_change(tmp_path / "scaled", "optim.feature_encoder_lr_scale=0.1")
+    assert 0 < scaled < 0.2 * full
+    with pytest.raises(ValueError, match="optim.feature_encoder_lr_scale must stay"):
+        encoder_change(tmp_path / "full", "optim.feature_encoder_lr_scale=0.1")
+
+
 def test_run_shorter_than_its_warmup_logs_a_health_warning(tone_corpus, tmp_path):
     """The README's old quick start: the paper's warm-up in a short run. The warning is printed and in log.jsonl;
     a warm-up given as a share of the run gives none."""
