@@ -233,7 +233,7 @@ def make_step(impl: str, task: str, precision: str, model: torch.nn.Module, batc
     if impl == "speechssl":
         from speechssl.training.optim import OptimConfig, build_optimizer
 
-        optimizer = build_optimizer(model.parameters(), OptimConfig())
+        optimizer = build_optimizer(model.named_parameters(), OptimConfig())
     else:
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4,
                                       betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, fused=True)

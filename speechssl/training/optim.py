@@ -142,7 +142,11 @@ def parameter_groups(named_params, cfg: OptimConfig) -> list[dict]:
     1 and the feature encoder has trainable parameters, the rest first and the feature encoder second (with its
     `lr_scale`)."""
     rest, feature_encoder = [], []
-    for name, p in named_params:
+    for item in named_params:
+        if isinstance(item, torch.Tensor) or len(item) != 2:
+            raise TypeError("the optimiser takes (name, parameter) pairs, as model.named_parameters() gives them; "
+                            f"got {type(item).__name__}")
+        name, p = item
         if p.requires_grad:
             (feature_encoder if FEATURE_ENCODER_NAME in name.split(".") else rest).append(p)
     if cfg.feature_encoder_lr_scale == 1.0 or not feature_encoder:

@@ -74,6 +74,11 @@ def test_feature_encoder_lr_scale_of_one_keeps_one_group():
     assert len(opt.param_groups[0]["params"]) == sum(1 for p in model.parameters() if p.requires_grad)
 
 
+def test_optimizer_asks_for_named_parameters():
+    with pytest.raises(TypeError, match="named_parameters"):
+        build_optimizer(_tiny_ctc().parameters(), OptimConfig())
+
+
 @pytest.mark.parametrize("bad", [{"lr": 0.0}, {"betas": [0.9]}, {"eps": -1.0}, {"clip_norm": -1.0},
                                  {"feature_encoder_lr_scale": 0.0}])
 def test_optim_validate_names_key(bad):
