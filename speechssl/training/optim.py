@@ -141,16 +141,18 @@ def parameter_groups(named_params, cfg: OptimConfig) -> list[dict]:
     """The trainable parameters as the optimiser's groups: one group, or, where `feature_encoder_lr_scale` is not
     1 and the feature encoder has trainable parameters, the rest first and the feature encoder second (with its
     `lr_scale`)."""
-    rest, feature_encoder = [], []
+    trainable, rest, feature_encoder = [], [], []
     for item in named_params:
         if isinstance(item, torch.Tensor) or len(item) != 2:
             raise TypeError("the optimiser takes (name, parameter) pairs, as model.named_parameters() gives them; "
                             f"got {type(item).__name__}")
         name, p = item
         if p.requires_grad:
+            trainable.append(p)
             (feature_encoder if FEATURE_ENCODER_NAME in name.split(".") else rest).append(p)
     if cfg.feature_encoder_lr_scale == 1.0 or not feature_encoder:
-        return [{"params": rest + feature_encoder}]
+        # The model's own order: an optimiser state saved before the groups existed maps onto it by position.
+        return [{"params": trainable}]
     return [{"params": rest}, {"params": feature_encoder, "lr_scale": cfg.feature_encoder_lr_scale}]
 
 
