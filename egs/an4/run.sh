@@ -125,16 +125,11 @@ mapfile -t runs < <(run_names)
 if stage_enabled 4 "fine-tune on all AN4 transcripts and on 10 min, seeds $SEEDS: pretrained and scratch, same budget"; then
   init=$EXP/pretrain/checkpoints/checkpoint_best.pt
   [[ -f $EXP/pretrain/.done && -e $init ]] || die "no pretrained checkpoint $init: run stage 3 first"
-  if [[ $FEATURE_ENCODER_LR_SCALE =~ ^0*\.?0*$ ]]; then
-    feature_encoder=(model.feature_grad_mult=0.0)
-  else
-    feature_encoder=(model.feature_grad_mult=1.0 "optim.feature_encoder_lr_scale=$FEATURE_ENCODER_LR_SCALE")
-  fi
   for run in "${runs[@]}"; do
     read -r name subset seed updates <<< "$run"
     pool_slot
     FINETUNE_UPDATES=$updates finetune_pretrained "$name" "$DATA/an4" "$subset" "$init" "trainer.seed=$seed" \
-      "trainer.patience=$FINETUNE_PATIENCE" "${feature_encoder[@]}" &
+      "trainer.patience=$FINETUNE_PATIENCE" &
     pool_slot
     FINETUNE_UPDATES=$updates finetune_scratch "$name" "$DATA/an4" "$subset" "trainer.seed=$seed" \
       "trainer.patience=$FINETUNE_PATIENCE" &

@@ -6,6 +6,7 @@
 # LM name and lexicon path (LM_NAME, lexicon), and loads asr.sh (decode_sets) with the LM grid off.
 #
 #   finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...  # one run, 1 thread: EXP/finetune/NAME_pretrained
+#                                                                  # (its feature encoder: FEATURE_ENCODER_LR_SCALE)
 #   finetune_scratch NAME DATA_DIR SUBSET OVERRIDE...                # EXP/finetune/NAME_scratch
 #   pool_slot; cmd &                               # at most JOBS background jobs at a time
 #   decode_pair NAME DATA_DIR SUBSETS LM LEXICON   # greedy and LM decoding of both
@@ -34,13 +35,18 @@ finetune_run() {
     || die "fine-tuning $name failed; see $dir.log"
 }
 
-# finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...: a run from the pretrained checkpoint.
+# finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...: a run from the pretrained checkpoint; its conv
+# feature encoder trains at FEATURE_ENCODER_LR_SCALE times the learning rate (optim.feature_encoder_lr_scale;
+# 0 or unset: frozen, as fairseq fine-tunes; each recipe sets it and says why).
 # finetune_scratch NAME DATA_DIR SUBSET OVERRIDE...: the same architecture and init from scratch, without the
-# head-only warm-up (a random encoder has nothing to protect); its feature encoder trains (see
+# head-only warm-up (a random encoder has nothing to protect); its feature encoder trains at the full rate (see
 # speechssl/training/finetune.py).
 finetune_pretrained() {
-  local name=$1 data=$2 subset=$3 init=$4; shift 4
-  finetune_run "${name}_pretrained" "$data" "$subset" "init=$init" "$@"
+  local name=$1 data=$2 subset=$3 init=$4 feature_encoder=(model.feature_grad_mult=0.0); shift 4
+  if [[ ! ${FEATURE_ENCODER_LR_SCALE:-0} =~ ^0*\.?0*$ ]]; then
+    feature_encoder=(model.feature_grad_mult=1.0 "optim.feature_encoder_lr_scale=$FEATURE_ENCODER_LR_SCALE")
+  fi
+  finetune_run "${name}_pretrained" "$data" "$subset" "init=$init" "${feature_encoder[@]}" "$@"
 }
 finetune_scratch() {
   local name=$1 data=$2 subset=$3; shift 3

@@ -31,8 +31,11 @@
 #                              trainer.patience_from and trainer.patience_progress_metric)
 #   SEEDS=1                    fine-tuning seeds: every run once per seed, the table shows the mean (the first
 #                              seed's runs are named <budget>_<init>, the others <budget>_seed<S>_<init>)
-#   PRETRAIN_OVERRIDES=                       extra Hydra overrides of pretraining
-#   FINETUNE_OVERRIDES=model.feature_grad_mult=1.0   of fine-tuning (both runs; scratch trains its encoder anyway)
+#   FEATURE_ENCODER_LR_SCALE=  the pretrained runs train their conv feature encoder at this fraction of the
+#                              learning rate (optim.feature_encoder_lr_scale; 0: frozen, as fairseq fine-tunes;
+#                              empty: 0.1 for budgets up to 10 min, 1 above). Scratch runs train theirs at the
+#                              full rate.
+#   PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES=   extra Hydra overrides of pretraining, of fine-tuning (both runs)
 #   LM_ORDER=3 BEAM=100 LM_WEIGHT=1 WORD_SCORE=0
 #
 # --quick: the same stages on a 12-minute corpus with short runs (5 minutes of labels, two seeds): a smoke test
@@ -59,12 +62,15 @@ FINETUNE_PATIENCE=8
 # One seed by default (the half-hour budget). SEEDS="1 2" fine-tunes every budget twice and reports the mean:
 # at this scale the fine-tuning seed alone moved test CER by up to 8 points (egs/synthetic/README.md).
 SEEDS=1
-PRETRAIN_OVERRIDES=
 # The pretrained runs train their feature encoder too (fine-tuning keeps a pretrained one frozen by default, as
 # the paper): this small a pretraining leaves its conv features close to their init, and frozen they cost the
 # pretrained runs more than scratch gains by training its own (10 min of labels, valid CER at 800 updates:
-# 54 frozen against 44 for scratch; 42 at 600 when it trains).
-FINETUNE_OVERRIDES="model.feature_grad_mult=1.0"
+# 54 frozen against 44 for scratch; 42 at 600 when it trains). How fast it should train depends on the labels
+# (egs/synthetic/README.md, best valid CER at x0.1 / x0.3 / x1 of the rate): at 10 min a tenth of the rate is
+# best (32.9 / 33.6 / 35.3), at 1 h the full rate (20.7 / 20.8 / 17.0).
+FEATURE_ENCODER_LR_SCALE=
+PRETRAIN_OVERRIDES=
+FINETUNE_OVERRIDES=
 LM_ORDER=3
 BEAM=100
 LM_WEIGHT=1
@@ -105,15 +111,18 @@ if stage_enabled 1 "label sets: budgets $BUDGETS min, $TEST_SEEN_MINUTES min of 
   once "$DATA/lab/.done" make_label_sets
 fi
 
-# run_names: "NAME BUDGET SEED UPDATES" per fine-tuning run pair (the first seed's runs keep the budget's name),
-# the largest budget first: its runs are the longest, so the pool of JOBS processes ends them together.
+# run_names: "NAME BUDGET SEED UPDATES SCALE" per fine-tuning run pair (the first seed's runs keep the budget's
+# name; SCALE: the pretrained run's FEATURE_ENCODER_LR_SCALE), the largest budget first: its runs are the
+# longest, so the pool of JOBS processes ends them together.
 run_names() {
-  local seed minutes budget updates first=${SEEDS%% *}
+  local seed minutes budget updates scale small first=${SEEDS%% *}
   for seed in $SEEDS; do
     for minutes in $(echo "$BUDGETS" | tr ' ' '\n' | sort -g -r); do
       budget=$(budget_name "$minutes")
-      updates=${FINETUNE_UPDATES:-$("$PYTHON" -c "print(1500 if float('$minutes') <= 10 else 3000)")}
-      echo "$budget$([[ $seed == "$first" ]] || echo "_seed$seed") $budget $seed $updates"
+      small=$("$PYTHON" -c "print(int(float('$minutes') <= 10))")
+      updates=${FINETUNE_UPDATES:-$( ((small)) && echo 1500 || echo 3000)}
+      scale=${FEATURE_ENCODER_LR_SCALE:-$( ((small)) && echo 0.1 || echo 1)}
+      echo "$budget$([[ $seed == "$first" ]] || echo "_seed$seed") $budget $seed $updates $scale"
     done
   done
 }
@@ -133,13 +142,13 @@ if stage_enabled 3 "fine-tune on $BUDGETS min of transcripts, seeds $SEEDS: pret
   [[ -f $EXP/pretrain/.done && -e $pretrained ]] ||
     die "no pretrained checkpoint $pretrained: run stage 2 first (or see its log if it ran)"
   for run in "${runs[@]}"; do
-    read -r name budget seed updates <<< "$run"
+    read -r name budget seed updates scale <<< "$run"
     pool_slot
     FINETUNE_UPDATES=$updates finetune_scratch "$name" "$DATA/lab" "train_rest_$budget" "trainer.seed=$seed" \
       "trainer.patience=$FINETUNE_PATIENCE" &
     pool_slot
-    FINETUNE_UPDATES=$updates finetune_pretrained "$name" "$DATA/lab" "train_rest_$budget" "$pretrained" \
-      "trainer.seed=$seed" "trainer.patience=$FINETUNE_PATIENCE" &
+    FINETUNE_UPDATES=$updates FEATURE_ENCODER_LR_SCALE=$scale finetune_pretrained "$name" "$DATA/lab" \
+      "train_rest_$budget" "$pretrained" "trainer.seed=$seed" "trainer.patience=$FINETUNE_PATIENCE" &
   done
   wait
   for run in "${runs[@]}"; do

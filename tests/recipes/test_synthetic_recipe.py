@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import statistics
 
+from omegaconf import OmegaConf
+
 
 def test_synthetic_recipe_quick_end_to_end(tmp_path, run_recipe, ran_steps, read_summary):
     log = run_recipe("synthetic").stderr
@@ -40,6 +42,11 @@ def test_synthetic_recipe_quick_end_to_end(tmp_path, run_recipe, ran_steps, read
     # The seeds were fine-tuned with their own seed; every fine-tuning run started once the pretraining
     # (the critical path, on every core) had finished.
     assert "seed: 2" in (exp / "finetune/5min_seed2_scratch/config.yaml").read_text()
+    # At budgets up to 10 min the pretrained feature encoder trains at a tenth of the rate, scratch's at all of it.
+    for init, scale in (("pretrained", 0.1), ("scratch", 1.0)):
+        run_config = OmegaConf.load(exp / f"finetune/5min_{init}/config.yaml")
+        assert run_config.optim.feature_encoder_lr_scale == scale, init
+        assert run_config.model.get("feature_grad_mult", 1.0) == 1.0, init
     pretrained_at = (exp / "pretrain/.done").stat().st_mtime
     started = [p.stat().st_mtime for p in (exp / "finetune").glob("*/config.yaml")]
     assert len(started) == 4 and min(started) >= pretrained_at
