@@ -67,7 +67,7 @@ SEEDS=1
 # pretrained runs more than scratch gains by training its own (10 min of labels, valid CER at 800 updates:
 # 54 frozen against 44 for scratch; 42 at 600 when it trains). How fast it should train depends on the labels
 # (egs/synthetic/README.md, best valid CER at x0.1 / x0.3 / x1 of the rate): at 10 min a tenth of the rate is
-# best (32.9 / 33.6 / 35.3), at 1 h the full rate (20.7 / 20.8 / 17.0).
+# best (32.9 / 33.6 / 35.3), at 1 h the full rate (20.7 / 20.2 / 17.0).
 FEATURE_ENCODER_LR_SCALE=
 PRETRAIN_OVERRIDES=
 FINETUNE_OVERRIDES=
