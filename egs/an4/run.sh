@@ -59,7 +59,7 @@ FINETUNE_PATIENCE=8
 # One seed by default; SEEDS="1 2 3" fine-tunes every budget three times (single runs of this recipe moved by
 # up to 20 WER points between draws: egs/an4/README.md).
 SEEDS=1
-# The pretrained feature encoder adapts at a tenth of the rate (egs/an4/README.md, "The recipe as it stands":
+# The pretrained feature encoder adapts at a tenth of the rate (egs/an4/README.md, "Before, on the Intel Xeon":
 # frozen, the pretrained runs' valid CER stalled near 20 while scratch, whose encoder trains,
 # reached 10; at the full rate the pretrained encoder fell into all-blank output for 1,000 updates.
 FEATURE_ENCODER_LR_SCALE=0.1
