@@ -25,6 +25,11 @@ class TrainerConfig:
     """Directory holding the resolved config, logs, TensorBoard events and checkpoints of this run."""
     max_updates: int = 1000
     """Number of updates to train for (the schedule's length)."""
+    stop_at_update: int | None = None
+    """End this invocation at this update (validated and saved as every update is then), as an interruption
+    would: the schedule still runs over max_updates, and the same command without it goes on from there (resume
+    auto). The CPU recipes' best-of-several starts (egs/common/compare.sh, STARTS) train each start this far.
+    None: train to max_updates."""
     update_freq: int = 1
     """Micro-batches accumulated per update (derived when `tokens_per_update` is set; leave it at 1 then)."""
     tokens_per_update: int | None = None
@@ -113,6 +118,13 @@ class TrainerConfig:
             if self.compile_backend not in backends:
                 raise ValueError(f"trainer.compile_backend={self.compile_backend!r} is no torch.compile backend; "
                                  f"expected one of {backends}")
+        if self.stop_at_update is not None and self.stop_at_update < 1:
+            raise ValueError(f"trainer.stop_at_update must be None or >= 1, got {self.stop_at_update}")
+        if self.stop_at_update is not None and self.valid_interval and self.stop_at_update % self.valid_interval:
+            # a validation between two regular ones would move patience and checkpoint_best: the resumed run
+            # would then differ from an uninterrupted one
+            raise ValueError(f"trainer.stop_at_update={self.stop_at_update} must be a multiple of "
+                             f"trainer.valid_interval={self.valid_interval}")
         if self.patience < 0:
             raise ValueError(f"trainer.patience must be >= 0, got {self.patience}")
         if self.patience and not self.valid_interval:

@@ -358,6 +358,12 @@ class Trainer:
                        f"already at update {self.state.num_updates} >= max_updates {cfg.max_updates}")
                 print(f"run {why}: nothing to do")
             return self.summary()
+        pause_at = cfg.stop_at_update
+        if pause_at is not None and self.state.num_updates >= pause_at:
+            if self.dist.is_main:
+                print(f"run already at update {self.state.num_updates} >= trainer.stop_at_update {pause_at}: "
+                      "nothing to do", flush=True)
+            return self.summary()
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, tensorboard=cfg.tensorboard,
                                 progress=cfg.progress, total_updates=cfg.max_updates,
                                 initial_update=self.state.num_updates)
@@ -403,8 +409,10 @@ class Trainer:
                                              "audio_s/s": record["audio_s_per_s"]})
                     log_sums, log_count, window_start, window_audio = {}, 0, time.perf_counter(), 0.0
                 is_last = n >= cfg.max_updates
+                # trainer.stop_at_update: validate and save here, as at the end, but leave the run resumable
+                pause = not is_last and pause_at is not None and n >= pause_at
                 best = False
-                if (cfg.valid_interval and n % cfg.valid_interval == 0) or is_last:
+                if (cfg.valid_interval and n % cfg.valid_interval == 0) or is_last or pause:
                     metrics = self.task.validate(self.model)
                     if metrics:
                         self.logger.log("valid", n, metrics)
@@ -431,8 +439,8 @@ class Trainer:
                         self.logger.message(
                             f"[early stop] update {n}: no better valid {best_key} than {self.state.best:.4g}{also} "
                             f"in {cfg.patience} validations (trainer.patience); checkpoint_best holds it")
-                validated = bool(cfg.valid_interval and n % cfg.valid_interval == 0) or is_last
-                saved = bool(cfg.save_interval and n % cfg.save_interval == 0) or is_last or best
+                validated = bool(cfg.valid_interval and n % cfg.valid_interval == 0) or is_last or pause
+                saved = bool(cfg.save_interval and n % cfg.save_interval == 0) or is_last or best or pause
                 if saved:
                     self.save(best=best)
                 if validated or saved:
@@ -440,6 +448,10 @@ class Trainer:
                     # trainer.dist_timeout_minutes, rather than inside the next update's all-reduce.
                     barrier(self.dist)
                 if is_last:
+                    break
+                if pause:
+                    self.logger.message(f"[stop] update {n}: trainer.stop_at_update; the same command without it "
+                                        f"goes on to max_updates {cfg.max_updates}")
                     break
             completed = True
         finally:

@@ -474,3 +474,37 @@ def test_compiled_pretraining_steps_equal_the_uncompiled_ones(tone_corpus, tmp_p
     with pytest.raises(ValueError, match="trainer.compile_backend='no_such'"):  # before any model is built
         _trainer("pretrain", [f"data.dir={tone_corpus}", *PRETRAIN, f"trainer.run_dir={tmp_path / 'bad'}",
                               "trainer.compile=true", "trainer.compile_backend=no_such"])
+
+
+def test_stop_at_update_pauses_a_run_that_then_ends_as_an_uninterrupted_one(tone_corpus, tmp_path):
+    """trainer.stop_at_update=10 of 20: the run validates and saves at 10 and ends there, with the schedule of 20
+    updates; the same command without it goes on, and ends with the weights and best of a run never stopped."""
+    overrides = [f"data.dir={tone_corpus}", *DETERMINISTIC_CTC, "trainer.max_updates=20", "trainer.valid_interval=5",
+                 "trainer.save_interval=0", "best_metric=ctc_loss", "schedule.warmup_updates=4"]
+    full = _trainer("finetune", [*overrides, f"trainer.run_dir={tmp_path / 'full'}"])
+    full_summary = full.fit()
+    paused_dir = tmp_path / "paused"
+    paused = _trainer("finetune", [*overrides, f"trainer.run_dir={paused_dir}", "trainer.stop_at_update=10"])
+    assert paused.fit()["updates"] == 10
+    state = load_checkpoint(paused_dir / "checkpoints/checkpoint_last.pt")["train_state"]
+    assert state["num_updates"] == 10 and not state["stopped_early"]
+    records = [json.loads(line) for line in (paused_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in records if r["split"] == "valid"] == [5, 10]
+    lr_at_10 = [r["lr"] for r in records if r["split"] == "train" and r["update"] == 10]
+    full_records = [json.loads(line) for line in (tmp_path / "full/log.jsonl").read_text().splitlines()]
+    assert lr_at_10 == [r["lr"] for r in full_records if r["split"] == "train" and r["update"] == 10]
+    again = _trainer("finetune", [*overrides, f"trainer.run_dir={paused_dir}", "trainer.stop_at_update=10"])
+    again.task.validate = lambda model: pytest.fail("a run already at stop_at_update trained on")
+    assert again.fit()["updates"] == 10
+    resumed = _trainer("finetune", [*overrides, f"trainer.run_dir={paused_dir}"])
+    summary = resumed.fit()
+    assert (summary["updates"], summary["best"]) == (full_summary["updates"], full_summary["best"])
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_stop_at_update_must_fall_on_a_validation(tone_corpus):
+    cfg, _ = compose("finetune", [f"data.dir={tone_corpus}", "trainer.valid_interval=100",
+                                  "trainer.stop_at_update=150"])
+    with pytest.raises(ValueError, match="stop_at_update=150 must be a multiple of trainer.valid_interval=100"):
+        cfg.validate()
