@@ -32,6 +32,9 @@
 #   FEATURE_ENCODER_LR_SCALE=0.1   the pretrained runs train their conv feature encoder at this fraction of the
 #                              learning rate (optim.feature_encoder_lr_scale); 0: frozen, as fairseq fine-tunes.
 #                              Scratch runs train theirs at the full rate.
+#   STARTS=1 START_UPDATES=900 best of several starts: every fine-tuning run starts STARTS times (trainer.seed S,
+#                              S+1000, ...), each trained START_UPDATES updates of its schedule, and the start with
+#                              the lowest valid CTC loss there goes on to the end (egs/common/compare.sh best_start)
 #   SEEDS=1                    fine-tuning seeds: every run once per seed, the table shows the mean ± the standard
 #                              deviation (the first seed's runs are named <labels>_<init>, the others
 #                              <labels>_seed<S>_<init>)
@@ -59,6 +62,8 @@ FINETUNE_PATIENCE=8
 # One seed by default; SEEDS="1 2 3" fine-tunes every budget three times (single runs of this recipe moved by
 # up to 20 WER points between draws: egs/an4/README.md).
 SEEDS=1
+STARTS=1
+START_UPDATES=900
 # The pretrained feature encoder adapts at a tenth of the rate (egs/an4/README.md, "Before, on the Intel Xeon":
 # frozen, the pretrained runs' valid CER stalled near 20 while scratch, whose encoder trains,
 # reached 10; at the full rate the pretrained encoder fell into all-blank output for 1,000 updates.
@@ -78,7 +83,7 @@ WORD_SCORE=2
 parse_args "$@"
 quick_common=()
 if $quick; then
-  SYNTH_HOURS=0.05 PRETRAIN_UPDATES=40 FINETUNE_UPDATES=40 BEAM=20 FINETUNE_PATIENCE=0
+  SYNTH_HOURS=0.05 PRETRAIN_UPDATES=40 FINETUNE_UPDATES=40 BEAM=20 FINETUNE_PATIENCE=0 START_UPDATES=20
   quick_common=(trainer.valid_interval=20 trainer.save_interval=20)
 fi
 apply_overrides

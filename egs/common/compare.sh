@@ -24,15 +24,65 @@ common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
 . "$REPO_DIR/egs/common/asr.sh"
 
 # finetune_run NAME DATA_DIR SUBSET OVERRIDE...: one fine-tuning run (+experiment=finetune_cpu), 1 thread,
-# its output in EXP/finetune/NAME.log.
+# its output appended to EXP/finetune/NAME.log. With STARTS=K > 1 the run starts K times first (start_runs).
 finetune_run() {
   local name=$1 data=$2 subset=$3; shift 3
-  local dir=$EXP/finetune/$name
+  local dir=$EXP/finetune/$name args=("$@")
+  if ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]]; then
+    local seed
+    seed=$(best_start "$name" "$data" "$subset" "$@") || die "the starts of fine-tuning $name failed"
+    read -r -a args <<< "$(with_seed "$seed" "$@")"
+  fi
   mkdir -p "$dir"
   once "$dir/.done" speechssl finetune +experiment=finetune_cpu "data.dir=$data" "data.train_subset=$subset" \
     data.valid_subset=valid "trainer.run_dir=$dir" "trainer.max_updates=$FINETUNE_UPDATES" trainer.threads=1 \
-    "$@" ${common[@]+"${common[@]}"} ${finetune_overrides[@]+"${finetune_overrides[@]}"} > "$dir.log" 2>&1 \
+    "${args[@]}" ${common[@]+"${common[@]}"} ${finetune_overrides[@]+"${finetune_overrides[@]}"} >> "$dir.log" 2>&1 \
     || die "fine-tuning $name failed; see $dir.log"
+}
+
+# with_seed SEED OVERRIDE...: the overrides with trainer.seed=SEED in place of theirs (added if none).
+with_seed() {
+  local seed=$1 out=() arg found=false; shift
+  for arg in "$@"; do
+    if [[ $arg == trainer.seed=* ]]; then out+=("trainer.seed=$seed"); found=true; else out+=("$arg"); fi
+  done
+  $found || out+=("trainer.seed=$seed")
+  echo "${out[@]}"
+}
+
+# best_start NAME DATA_DIR SUBSET OVERRIDE...: STARTS (K) starts of one fine-tuning run, with trainer.seed S,
+# S+1000, ..., S+1000(K-1) (S: the overrides' seed, default 1), each trained START_UPDATES updates of the full
+# schedule (trainer.stop_at_update) in EXP/finetune/NAME.starts/seed<s>/. Prints the seed of the start with the
+# lowest valid CTC loss there, and moves that start to EXP/finetune/NAME (+ its log to NAME.log), where
+# finetune_run goes on with it to the end. Why: a start that leaves CTC's all-blank stage late ends worse
+# however long it trains, and the valid CTC loss at update 900 ranks the ends (egs/an4/README.md).
+best_start() {
+  local name=$1 data=$2 subset=$3; shift 3
+  local dir=$EXP/finetune/$name starts=$EXP/finetune/$name.starts first=1 arg k seed best="" best_loss=""
+  if [[ -d $dir ]]; then  # chosen already (an interrupted recipe): go on with it
+    "$PYTHON" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["trainer"]["seed"])' "$dir/config.yaml"
+    return
+  fi
+  for arg in "$@"; do [[ $arg == trainer.seed=* ]] && first=${arg#trainer.seed=}; done
+  for ((k = 0; k < STARTS; k++)); do
+    seed=$((first + 1000 * k))
+    mkdir -p "$starts/seed$seed"
+    speechssl finetune +experiment=finetune_cpu "data.dir=$data" "data.train_subset=$subset" \
+      data.valid_subset=valid "trainer.run_dir=$starts/seed$seed" "trainer.max_updates=$FINETUNE_UPDATES" \
+      trainer.threads=1 "trainer.stop_at_update=$START_UPDATES" $(with_seed "$seed" "$@") \
+      ${common[@]+"${common[@]}"} ${finetune_overrides[@]+"${finetune_overrides[@]}"} \
+      >> "$starts/seed$seed.log" 2>&1 || return 1
+    loss=$("$PYTHON" "$REPO_DIR/egs/common/valid_metric.py" "$starts/seed$seed" ctc_loss "$START_UPDATES") || return 1
+    log "  $name, start with trainer.seed=$seed: valid CTC loss $(printf %.2f "$loss") at update $START_UPDATES"
+    if [[ -z $best ]] || "$PYTHON" -c 'import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))' \
+        "$loss" "$best_loss"; then
+      best=$seed best_loss=$loss
+    fi
+  done
+  log "  $name: going on with trainer.seed=$best (of $STARTS starts)"
+  mv "$starts/seed$best" "$dir"
+  mv "$starts/seed$best.log" "$dir.log"
+  echo "$best"
 }
 
 # finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...: a run from the pretrained checkpoint; its conv

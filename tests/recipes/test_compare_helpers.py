@@ -44,3 +44,53 @@ finetune_pretrained ft d train_10min init.pt trainer.seed=2
 def test_pretrained_runs_train_their_feature_encoder_at_the_recipes_scale(tmp_path, scale, expected):
     # the caller's overrides come last, so that they win
     assert pretrained_run_overrides(tmp_path, scale) == ["init=init.pt", *expected, "trainer.seed=2"]
+
+
+def test_best_start_goes_on_with_the_start_of_lowest_valid_ctc_loss(tmp_path):
+    """STARTS=3: seeds 2, 1002, 2002 each train START_UPDATES updates (trainer.stop_at_update), the one with the
+    lowest valid CTC loss there (1002 here) moves to EXP/finetune/NAME and finetune_run goes on with its seed; the
+    others stay in NAME.starts/. A rerun trains nothing again. `speechssl` is stubbed: it logs a validation whose
+    loss depends on the seed, and records its arguments."""
+    recipe = tmp_path / "egs" / "probe"
+    recipe.mkdir(parents=True)
+    exp = tmp_path / "exp"
+    (recipe / "run.sh").write_text(f"""
+LM_ORDER=3 PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES= STARTS=3 START_UPDATES=20 FINETUNE_UPDATES=60 EXP={exp}
+. {REPO}/egs/common/stages.sh
+REPO_DIR={REPO}
+quick_common=()
+. {REPO}/egs/common/compare.sh
+speechssl() {{
+  local arg dir seed stop=60
+  for arg in "$@"; do
+    case $arg in trainer.run_dir=*) dir=${{arg#*=}};; trainer.seed=*) seed=${{arg#*=}};;
+                 trainer.stop_at_update=*) stop=${{arg#*=}};; esac
+  done
+  declare -A loss=([2]=50.5 [1002]=30.25 [2002]=40)
+  echo "{{\\"split\\": \\"valid\\", \\"update\\": $stop, \\"ctc_loss\\": ${{loss[$seed]}}}}" >> "$dir/log.jsonl"
+  printf 'trainer:\\n  seed: %s\\n' "$seed" > "$dir/config.yaml"
+  echo "$*" >> "$dir/calls"
+}}
+finetune_pretrained ft d train_10min init.pt trainer.seed=2
+""")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    run = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+    assert "ft_pretrained: going on with trainer.seed=1002 (of 3 starts)" in run.stderr
+    calls = (exp / "finetune/ft_pretrained/calls").read_text().splitlines()
+    assert len(calls) == 2  # the start, then the run to the end in the same directory
+    assert "trainer.stop_at_update=20" in calls[0] and "trainer.seed=1002" in calls[0]
+    assert "stop_at_update" not in calls[1] and "trainer.seed=1002" in calls[1] and "trainer.seed=2" not in calls[1]
+    assert f"trainer.run_dir={exp}/finetune/ft_pretrained " in calls[1] + " "
+    assert sorted(p.name for p in (exp / "finetune/ft_pretrained.starts").iterdir() if p.is_dir()) == [
+        "seed2", "seed2002"]
+    assert (exp / "finetune/ft_pretrained/.done").is_file()
+
+    again = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+    assert "going on with" not in again.stderr
+    assert len((exp / "finetune/ft_pretrained/calls").read_text().splitlines()) == 2
+    # interrupted after the choice, before the end: the chosen start goes on, no start runs again
+    (exp / "finetune/ft_pretrained/.done").unlink()
+    resumed = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+    assert "start with" not in resumed.stderr
+    calls = (exp / "finetune/ft_pretrained/calls").read_text().splitlines()
+    assert len(calls) == 3 and "trainer.seed=1002" in calls[2] and "stop_at_update" not in calls[2]
