@@ -8,6 +8,7 @@
 #   finetune_pretrained NAME DATA_DIR SUBSET INIT_CKPT OVERRIDE...  # one run, 1 thread: EXP/finetune/NAME_pretrained
 #                                                                  # (its feature encoder: FEATURE_ENCODER_LR_SCALE)
 #   finetune_scratch NAME DATA_DIR SUBSET OVERRIDE...                # EXP/finetune/NAME_scratch
+#                                    (STARTS=K > 1: either one the best of K starts at update START_UPDATES)
 #   pool_slot; cmd &                               # at most JOBS background jobs at a time
 #   decode_pair NAME DATA_DIR SUBSETS LM LEXICON   # greedy and LM decoding of both
 #   compare_table OUT TITLE SUBSET GROUPS NAME...  # the WER table (GROUPS: utterance-id<TAB>group file or "")
@@ -24,7 +25,7 @@ common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
 . "$REPO_DIR/egs/common/asr.sh"
 
 # finetune_run NAME DATA_DIR SUBSET OVERRIDE...: one fine-tuning run (+experiment=finetune_cpu), 1 thread,
-# its output appended to EXP/finetune/NAME.log. With STARTS=K > 1 the run starts K times first (start_runs).
+# its output appended to EXP/finetune/NAME.log. With STARTS=K > 1 the run starts K times first (best_start).
 finetune_run() {
   local name=$1 data=$2 subset=$3; shift 3
   local dir=$EXP/finetune/$name args=("$@")
@@ -58,7 +59,7 @@ with_seed() {
 # however long it trains, and the valid CTC loss at update 900 ranks the ends (egs/an4/README.md).
 best_start() {
   local name=$1 data=$2 subset=$3; shift 3
-  local dir=$EXP/finetune/$name starts=$EXP/finetune/$name.starts first=1 arg k seed best="" best_loss=""
+  local dir=$EXP/finetune/$name starts=$EXP/finetune/$name.starts first=1 arg k seed loss best="" best_loss=""
   if [[ -d $dir ]]; then  # chosen already (an interrupted recipe): go on with it
     "$PYTHON" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["trainer"]["seed"])' "$dir/config.yaml"
     return
