@@ -19,17 +19,16 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from speechssl.data import manifest
 from speechssl.data.tokenizer import LetterTokenizer
 
 
 def read_split(data_dir: Path, split: str) -> list[tuple[Path, str]]:
-    """(audio path, letter transcript) pairs of a fairseq-style manifest split (SPLIT.tsv + SPLIT.ltr)."""
-    lines = (data_dir / f"{split}.tsv").read_text().splitlines()
-    labels = (data_dir / f"{split}.ltr").read_text().splitlines()
-    if len(labels) != len(lines) - 1:
-        raise ValueError(f"{data_dir}/{split}.ltr has {len(labels)} lines, {split}.tsv {len(lines) - 1} entries")
-    root = Path(lines[0])
-    return [(root / line.split("\t")[0], text) for line, text in zip(lines[1:], labels)]
+    """(audio path, letter transcript) pairs of a prepared split (SPLIT.tsv + SPLIT.ltr)."""
+    labeled = manifest.read_split(data_dir, split)
+    if labeled.letters is None:
+        raise ValueError(f"{data_dir}: no {split}.ltr beside {split}.tsv")
+    return [(labeled.manifest.audio_path(i), text) for i, text in enumerate(labeled.letters)]
 
 
 @torch.no_grad()

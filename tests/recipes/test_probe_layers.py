@@ -58,5 +58,5 @@ def test_a_transcript_file_of_another_length_is_named(tmp_path):
     probe = _probe_module()
     (tmp_path / "valid.tsv").write_text(f"{tmp_path}\na.flac\t16000\nb.flac\t16000\n")
     (tmp_path / "valid.ltr").write_text("A |\n")
-    with pytest.raises(ValueError, match=r"valid.ltr has 1 lines, valid.tsv 2 entries"):
+    with pytest.raises(ValueError, match=r"valid.ltr: 1 lines but the manifest has 2"):
         probe.read_split(tmp_path, "valid")
