@@ -56,7 +56,8 @@ with_seed() {
 # schedule (trainer.stop_at_update) in EXP/finetune/NAME.starts/seed<s>/. Prints the seed of the start with the
 # lowest valid CTC loss there, and moves that start to EXP/finetune/NAME (+ its log to NAME.log), where
 # finetune_run goes on with it to the end. Why: a start that leaves CTC's all-blank stage late ends worse
-# however long it trains, and the valid CTC loss at update 900 ranks the ends (egs/an4/README.md).
+# however long it trains, and its valid CTC loss gives it away early: at update 900, and already at 400
+# (egs/an4/README.md, "Fine-tuning starts that fail").
 best_start() {
   local name=$1 data=$2 subset=$3; shift 3
   local dir=$EXP/finetune/$name starts=$EXP/finetune/$name.starts first=1 arg k seed loss best="" best_loss=""
