@@ -25,11 +25,15 @@ common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
 . "$REPO_DIR/egs/common/asr.sh"
 
 # finetune_run NAME DATA_DIR SUBSET OVERRIDE...: one fine-tuning run (+experiment=finetune_cpu), 1 thread,
-# its output appended to EXP/finetune/NAME.log. With STARTS=K > 1 the run starts K times first (best_start).
+# its output appended to EXP/finetune/NAME.log. With STARTS=K > 1 the run starts K times first (best_start),
+# unless it is no longer than START_UPDATES.
 finetune_run() {
   local name=$1 data=$2 subset=$3; shift 3
   local dir=$EXP/finetune/$name args=("$@")
-  if ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]]; then
+  if ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]] && ((START_UPDATES >= FINETUNE_UPDATES)); then
+    # a run that ends at or before the choice point has nothing to choose between (FINETUNE_UPDATES=4 smoke runs)
+    log "  $name: one start, not $STARTS: the run's $FINETUNE_UPDATES updates end before START_UPDATES=$START_UPDATES"
+  elif ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]]; then
     local seed
     seed=$(best_start "$name" "$data" "$subset" "$@") || die "the starts of fine-tuning $name failed"
     read -r -a args <<< "$(with_seed "$seed" "$@")"

@@ -94,3 +94,27 @@ finetune_pretrained ft d train_10min init.pt trainer.seed=2
     assert "start with" not in resumed.stderr
     calls = (exp / "finetune/ft_pretrained/calls").read_text().splitlines()
     assert len(calls) == 3 and "trainer.seed=1002" in calls[2] and "stop_at_update" not in calls[2]
+
+
+def test_a_run_no_longer_than_the_choice_point_starts_once(tmp_path):
+    """STARTS=3 with FINETUNE_UPDATES=4 and START_UPDATES=20 (a smoke run): the starts would end before the update
+    they are compared at, so the run trains once, in its own directory, with its own seed, and says so."""
+    recipe = tmp_path / "egs" / "probe"
+    recipe.mkdir(parents=True)
+    exp = tmp_path / "exp"
+    (recipe / "run.sh").write_text(f"""
+LM_ORDER=3 PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES= STARTS=3 START_UPDATES=20 FINETUNE_UPDATES=4 EXP={exp}
+. {REPO}/egs/common/stages.sh
+REPO_DIR={REPO}
+quick_common=()
+. {REPO}/egs/common/compare.sh
+speechssl() {{ local arg dir; for arg in "$@"; do [[ $arg == trainer.run_dir=* ]] && dir=${{arg#*=}}; done
+  echo "$*" >> "$dir/calls"; }}
+finetune_scratch ft d train trainer.seed=2
+""")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    run = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+    assert "ft_scratch: one start, not 3: the run's 4 updates end before START_UPDATES=20" in run.stderr
+    calls = (exp / "finetune/ft_scratch/calls").read_text().splitlines()
+    assert len(calls) == 1 and "trainer.seed=2" in calls[0] and "stop_at_update" not in calls[0]
+    assert not (exp / "finetune/ft_scratch.starts").exists()
