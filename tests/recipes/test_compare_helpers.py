@@ -1,5 +1,6 @@
 """egs/common/compare.sh: how a pretrained run's conv feature encoder trains (FEATURE_ENCODER_LR_SCALE), the
-setting egs/synthetic and egs/an4 share; the Hydra overrides finetune_pretrained hands to the fine-tuning run."""
+setting egs/synthetic and egs/an4 share; the Hydra overrides finetune_pretrained hands to the fine-tuning run;
+the best of several starts (STARTS, START_UPDATES)."""
 
 from __future__ import annotations
 
@@ -13,24 +14,34 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def pretrained_run_overrides(tmp_path, scale: str | None) -> list[str]:
-    """The overrides `finetune_pretrained ft d train_10min init.pt trainer.seed=2` passes on (fine-tuning stubbed)."""
+def probe_recipe(tmp_path, settings: str, body: str) -> Path:
+    """A recipe script egs/probe/run.sh that sets SETTINGS, sources stages.sh and compare.sh as the recipes do,
+    then runs BODY (bash: stubs and calls of compare.sh's functions)."""
     recipe = tmp_path / "egs" / "probe"
     recipe.mkdir(parents=True)
-    setting = "" if scale is None else f"FEATURE_ENCODER_LR_SCALE={scale}"
     (recipe / "run.sh").write_text(f"""
-LM_ORDER=3 PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES= {setting}
+LM_ORDER=3 PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES= {settings}
 . {REPO}/egs/common/stages.sh
 REPO_DIR={REPO}
 quick_common=()
 . {REPO}/egs/common/compare.sh
-finetune_run() {{ shift 3; printf '%s\\n' "$@"; }}
-finetune_pretrained ft d train_10min init.pt trainer.seed=2
+{body}
 """)
+    return recipe / "run.sh"
+
+
+def run_probe(script: Path) -> subprocess.CompletedProcess:
     # stages.sh looks for the speechssl command on PATH outside the repository: this interpreter's
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    out = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True,
-                         env=env).stdout
+    return subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True, env=env)
+
+
+def pretrained_run_overrides(tmp_path, scale: str | None) -> list[str]:
+    """The overrides `finetune_pretrained ft d train_10min init.pt trainer.seed=2` passes on (fine-tuning stubbed)."""
+    setting = "" if scale is None else f"FEATURE_ENCODER_LR_SCALE={scale}"
+    script = probe_recipe(tmp_path, setting, """finetune_run() { shift 3; printf '%s\\n' "$@"; }
+finetune_pretrained ft d train_10min init.pt trainer.seed=2""")
+    out = run_probe(script).stdout
     return out.splitlines()
 
 
@@ -51,15 +62,8 @@ def test_best_start_goes_on_with_the_start_of_lowest_valid_ctc_loss(tmp_path):
     lowest valid CTC loss there (1002 here) moves to EXP/finetune/NAME and finetune_run goes on with its seed; the
     others stay in NAME.starts/. A rerun trains nothing again. `speechssl` is stubbed: it logs a validation whose
     loss depends on the seed, and records its arguments."""
-    recipe = tmp_path / "egs" / "probe"
-    recipe.mkdir(parents=True)
     exp = tmp_path / "exp"
-    (recipe / "run.sh").write_text(f"""
-LM_ORDER=3 PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES= STARTS=3 START_UPDATES=20 FINETUNE_UPDATES=60 EXP={exp}
-. {REPO}/egs/common/stages.sh
-REPO_DIR={REPO}
-quick_common=()
-. {REPO}/egs/common/compare.sh
+    script = probe_recipe(tmp_path, f"STARTS=3 START_UPDATES=20 FINETUNE_UPDATES=60 EXP={exp}", f"""
 speechssl() {{
   local arg dir seed stop=60
   for arg in "$@"; do
@@ -71,10 +75,8 @@ speechssl() {{
   printf 'trainer:\\n  seed: %s\\n' "$seed" > "$dir/config.yaml"
   echo "$*" >> "$dir/calls"
 }}
-finetune_pretrained ft d train_10min init.pt trainer.seed=2
-""")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    run = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+finetune_pretrained ft d train_10min init.pt trainer.seed=2""")
+    run = run_probe(script)
     assert "ft_pretrained: going on with trainer.seed=1002 (of 3 starts)" in run.stderr
     calls = (exp / "finetune/ft_pretrained/calls").read_text().splitlines()
     assert len(calls) == 2  # the start, then the run to the end in the same directory
@@ -85,12 +87,12 @@ finetune_pretrained ft d train_10min init.pt trainer.seed=2
         "seed2", "seed2002"]
     assert (exp / "finetune/ft_pretrained/.done").is_file()
 
-    again = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+    again = run_probe(script)
     assert "going on with" not in again.stderr
     assert len((exp / "finetune/ft_pretrained/calls").read_text().splitlines()) == 2
     # interrupted after the choice, before the end: the chosen start goes on, no start runs again
     (exp / "finetune/ft_pretrained/.done").unlink()
-    resumed = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+    resumed = run_probe(script)
     assert "start with" not in resumed.stderr
     calls = (exp / "finetune/ft_pretrained/calls").read_text().splitlines()
     assert len(calls) == 3 and "trainer.seed=1002" in calls[2] and "stop_at_update" not in calls[2]
@@ -99,21 +101,12 @@ finetune_pretrained ft d train_10min init.pt trainer.seed=2
 def test_a_run_no_longer_than_the_choice_point_starts_once(tmp_path):
     """STARTS=3 with FINETUNE_UPDATES=4 and START_UPDATES=20 (a smoke run): the starts would end before the update
     they are compared at, so the run trains once, in its own directory, with its own seed, and says so."""
-    recipe = tmp_path / "egs" / "probe"
-    recipe.mkdir(parents=True)
     exp = tmp_path / "exp"
-    (recipe / "run.sh").write_text(f"""
-LM_ORDER=3 PRETRAIN_OVERRIDES= FINETUNE_OVERRIDES= STARTS=3 START_UPDATES=20 FINETUNE_UPDATES=4 EXP={exp}
-. {REPO}/egs/common/stages.sh
-REPO_DIR={REPO}
-quick_common=()
-. {REPO}/egs/common/compare.sh
+    script = probe_recipe(tmp_path, f"STARTS=3 START_UPDATES=20 FINETUNE_UPDATES=4 EXP={exp}", f"""
 speechssl() {{ local arg dir; for arg in "$@"; do [[ $arg == trainer.run_dir=* ]] && dir=${{arg#*=}}; done
   echo "$*" >> "$dir/calls"; }}
-finetune_scratch ft d train trainer.seed=2
-""")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    run = subprocess.run(["bash", str(recipe / "run.sh")], check=True, capture_output=True, text=True, env=env)
+finetune_scratch ft d train trainer.seed=2""")
+    run = run_probe(script)
     assert "ft_scratch: one start, not 3: the run's 4 updates end before START_UPDATES=20" in run.stderr
     calls = (exp / "finetune/ft_scratch/calls").read_text().splitlines()
     assert len(calls) == 1 and "trainer.seed=2" in calls[0] and "stop_at_update" not in calls[0]
