@@ -30,13 +30,15 @@ common=(trainer.progress=false ${quick_common[@]+"${quick_common[@]}"})
 finetune_run() {
   local name=$1 data=$2 subset=$3; shift 3
   local dir=$EXP/finetune/$name args=("$@")
-  if ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]] && ((START_UPDATES >= FINETUNE_UPDATES)); then
-    # a run that ends at or before the choice point has nothing to choose between (FINETUNE_UPDATES=4 smoke runs)
-    log "  $name: one start, not $STARTS: the run's $FINETUNE_UPDATES updates end before START_UPDATES=$START_UPDATES"
-  elif ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]]; then
-    local seed
-    seed=$(best_start "$name" "$data" "$subset" "$@") || die "the starts of fine-tuning $name failed"
-    read -r -a args <<< "$(with_seed "$seed" "$@")"
+  if ((${STARTS:-1} > 1)) && [[ ! -f $dir/.done ]]; then
+    if ((START_UPDATES >= FINETUNE_UPDATES)); then
+      # a run that ends at or before the choice point has nothing to choose between (FINETUNE_UPDATES=4 smoke runs)
+      log "  $name: one start, not $STARTS: the run's $FINETUNE_UPDATES updates end before START_UPDATES=$START_UPDATES"
+    else
+      local seed
+      seed=$(best_start "$name" "$data" "$subset" "$@") || die "the starts of fine-tuning $name failed"
+      read -r -a args <<< "$(with_seed "$seed" "$@")"
+    fi
   fi
   mkdir -p "$dir"
   once "$dir/.done" speechssl finetune +experiment=finetune_cpu "data.dir=$data" "data.train_subset=$subset" \

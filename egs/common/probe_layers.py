@@ -15,11 +15,11 @@ import argparse
 from pathlib import Path
 
 import jiwer
-import soundfile as sf
 import torch
 import torch.nn.functional as F
 
 from speechssl.data import manifest
+from speechssl.data.audio import load_audio
 from speechssl.data.tokenizer import LetterTokenizer
 
 
@@ -36,10 +36,8 @@ def layer_states(encoder: torch.nn.Module, pairs: list[tuple[Path, str]]) -> lis
     """Per utterance, every hidden state of the context network: [input, layer 1, ..., layer N], each (T, D)."""
     states = []
     for path, _ in pairs:
-        waveform, _ = sf.read(path, dtype="float32")
-        x = torch.from_numpy(waveform)[None]  # (1, L)
-        if encoder.config.normalize:
-            x = (x - x.mean()) / (x.std() + 1e-5)
+        # the package's loader: resampled to 16 kHz, normalised as the model was trained (LARGE models)
+        x = torch.from_numpy(load_audio(path, normalize=encoder.config.normalize))[None]  # (L,) -> (1, L)
         out = encoder(x, None, apply_mask=False, return_hidden_states=True)
         states.append([h[0].float() for h in out.hidden_states])
     return states
